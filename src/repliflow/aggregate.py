@@ -1,0 +1,238 @@
+"""Collect metrics from the store, run the verifiers, record provenance.
+
+Writes ``metrics.csv``, ``hypotheses.json`` and ``provenance.json`` (see
+DESIGN.md section 3). Every value read from the store is checked against the
+sha256 its sidecar recorded.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import platform
+import socket
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from repliflow import hashing, storage
+from repliflow.errors import RepliflowError
+from repliflow.plan import BASELINE, Plan, Segment, build_plan
+from repliflow.verifiers import resolve_verifier
+
+PROVENANCE_SCHEMA = "repliflow.provenance/1"
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    condition: str
+    replicate: int
+    seed: int
+    metric: str
+    value: float
+
+
+def read_manifests(paths) -> dict[tuple[str, int], dict]:
+    """Manifests by (segment id, first replicate)."""
+    manifests = {}
+    for path in paths:
+        with open(path) as handle:
+            manifest = json.load(handle)
+        manifests[(manifest["segment"], manifest["lo"])] = manifest
+    return manifests
+
+
+def _chain(plan: Plan, condition: str) -> list[Segment]:
+    segments = []
+    segment = plan.final_segment(condition)
+    while segment is not None:
+        segments.append(segment)
+        segment = plan.segments[segment.parent] if segment.parent else None
+    return segments[::-1]
+
+
+def replicate_entries(plan: Plan, manifests: dict, condition: str, replicate: int) -> list[dict]:
+    """The manifest entries (one per step, datasource first) of one replicate."""
+    steps = []
+    for segment in _chain(plan, condition):
+        block = plan.block_for(segment, replicate)
+        manifest = manifests.get((segment.id, block.lo))
+        if manifest is None:
+            raise RepliflowError(
+                f"repliflow: no manifest for segment {segment.label}, replicates {block.lo}..{block.hi - 1} "
+                f"(condition '{condition}'); run snakemake to produce it"
+            )
+        steps.extend(manifest["replicates"][replicate - block.lo]["steps"])
+    return steps
+
+
+def collect_metrics(plan: Plan, manifests: dict) -> list[MetricRow]:
+    rows = []
+    cache: dict[str, dict] = {}
+    for condition in plan.conditions:
+        for replicate in range(plan.replicates):
+            entry = replicate_entries(plan, manifests, condition.name, replicate)[-1]
+            key = entry["key"]
+            if key not in cache:
+                cache[key], _ = storage.load(plan.store_dir, key)
+            seed = hashing.replicate_seed(plan.seed, replicate)
+            for metric in sorted(cache[key]):
+                rows.append(MetricRow(condition.name, replicate, seed, metric, float(cache[key][metric])))
+    return rows
+
+
+def metrics_csv(rows: list[MetricRow]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["condition", "replicate", "seed", "metric", "value"])
+    for row in rows:
+        writer.writerow([row.condition, row.replicate, row.seed, row.metric, repr(row.value)])
+    return buffer.getvalue()
+
+
+def _plain(value):
+    """JSON-safe copy: NaN and infinities become null, NumPy scalars Python ones."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def run_hypotheses(plan: Plan, rows: list[MetricRow], workdir: str | None = None) -> dict:
+    values: dict[tuple[str, str], list[float]] = {}
+    for row in rows:
+        values.setdefault((row.condition, row.metric), []).append(row.value)
+    metrics = sorted({row.metric for row in rows})
+    treatments = [c.name for c in plan.conditions if c.name != BASELINE]
+    out = []
+    for hypothesis in plan.hypotheses:
+        name, metric, spec = hypothesis["name"], hypothesis["metric"], hypothesis["verifier"]
+        if metric not in metrics:
+            raise RepliflowError(
+                f"repliflow: hypothesis '{name}' tests metric '{metric}', which the last step never "
+                f"returned (metrics: {', '.join(metrics) or 'none'}); fix hypotheses.*.metric in the config"
+            )
+        verifier = resolve_verifier(spec, workdir)
+        params = hypothesis.get("params") or {}
+        baseline = values.get((BASELINE, metric), [])
+        results = {}
+        for treatment in treatments:
+            try:
+                result = verifier(baseline, values.get((treatment, metric), []), **params)
+            except Exception as exc:
+                raise RepliflowError(
+                    f"repliflow: verifier '{spec}' of hypothesis '{name}' failed on metric '{metric}' "
+                    f"for treatment '{treatment}': {type(exc).__name__}: {exc}"
+                ) from exc
+            if not isinstance(result, dict) or "p_value" not in result or "significant" not in result:
+                raise RepliflowError(
+                    f"repliflow: verifier '{spec}' of hypothesis '{name}' returned {result!r}; a verifier "
+                    "returns a dict holding at least 'p_value' and 'significant'"
+                )
+            results[treatment] = _plain(result)
+        ranking = sorted(
+            treatments,
+            key=lambda t: (results[t]["p_value"] is None, results[t]["p_value"] or 0.0, treatments.index(t)),
+        )
+        out.append(
+            {"name": name, "metric": metric, "verifier": spec, "params": params,
+             "results": results, "ranking": ranking}
+        )
+    return {"hypotheses": out}
+
+
+def _versions() -> dict[str, str]:
+    versions = {}
+    for name in ["repliflow", "snakemake", "numpy", "pandas", "scipy", "pyyaml", "pulp", "pyarrow"]:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def build_provenance(plan: Plan, manifests: dict, config_files: str) -> dict:
+    outputs = []
+    for segment in plan.segments.values():
+        for block in plan.blocks(segment):
+            manifest = manifests[(segment.id, block.lo)]
+            for replicate in manifest["replicates"]:
+                for step in replicate["steps"]:
+                    outputs.append({
+                        "key": step["key"],
+                        "path": f"store/{step['key'][:2]}/{step['file']}",
+                        "sidecar": f"store/{step['key'][:2]}/{step['key']}.meta.json",
+                        "sha256": step["sha256"],
+                        "format": step["format"],
+                        "step": step["step"],
+                        "position": step["position"],
+                        "replicate": replicate["replicate"],
+                        "seed": replicate["seed"],
+                        "conditions": segment.conditions,
+                    })
+    code_path = plan.code_path
+    return {
+        "schema": PROVENANCE_SCHEMA,
+        "experiment": plan.experiment,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": plan.config,
+        "config_hash": hashing.digest(plan.config, 64),
+        "config_files": config_files,
+        "code": {
+            "source": plan.code,
+            "sha256": hashing.sha256_file(str(code_path)),
+            "steps": {
+                step.name: {"function": step.function, "code_hash": step.code_hash}
+                for step in plan.conditions[0].steps
+            },
+        },
+        "seeds": {"base": plan.seed, "replicates": plan.seeds()},
+        "conditions": {
+            c.name: {
+                "params": {step.name: step.params for step in c.steps},
+                "segments": [s.label for s in _chain(plan, c.name)],
+            }
+            for c in plan.conditions
+        },
+        "batch": {"replicates_per_job": plan.block_size},
+        "environment": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "host": socket.gethostname(),
+            "packages": _versions(),
+        },
+        "outputs": outputs,
+    }
+
+
+def aggregate(plan: Plan, manifest_paths, out_dir: Path, config_files: str) -> None:
+    manifests = read_manifests(manifest_paths)
+    rows = collect_metrics(plan, manifests)
+    hypotheses = run_hypotheses(plan, rows)
+    provenance = build_provenance(plan, manifests, config_files)
+    storage.atomic_write(out_dir / "metrics.csv", metrics_csv(rows).encode())
+    storage.atomic_write(out_dir / "hypotheses.json", json.dumps(hypotheses, indent=2, allow_nan=False).encode())
+    storage.atomic_write(out_dir / "provenance.json", json.dumps(provenance, indent=1, allow_nan=False).encode())
+
+
+def run_from_snakemake(smk) -> None:
+    log = open(smk.log[0], "w")  # noqa: SIM115
+    try:
+        plan = build_plan(smk.params.config)
+        aggregate(plan, smk.input.manifests, Path(smk.output.metrics).parent, smk.params.config_files)
+        print(f"aggregated {len(smk.input.manifests)} manifests", file=log)
+    except RepliflowError as exc:
+        print(str(exc), file=log)
+        print(str(exc), file=sys.stderr)
+        sys.exit(1)
+    finally:
+        log.close()

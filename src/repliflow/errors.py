@@ -1,0 +1,49 @@
+"""Errors that end a run with one readable paragraph instead of a traceback."""
+
+from __future__ import annotations
+
+
+class RepliflowError(Exception):
+    """Base class: its message is meant for the user, as is."""
+
+
+class ConfigError(RepliflowError):
+    """A mistake in the experiment config or the code it names.
+
+    ``key`` is the dotted config key at fault; ``file`` is filled in by the
+    caller that knows which config file was read.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, file: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.key = key
+        self.file = file
+
+    def __str__(self) -> str:
+        where = []
+        if self.file:
+            where.append(f"config file {self.file}")
+        if self.key:
+            where.append(f"key '{self.key}'")
+        prefix = f"repliflow: bad experiment config ({', '.join(where)}): " if where else (
+            "repliflow: bad experiment config: "
+        )
+        return prefix + self.message
+
+
+class StepError(RepliflowError):
+    """A step function raised, or returned something that cannot be stored."""
+
+    def __init__(self, message: str, *, condition: str, replicate: int, step: str):
+        super().__init__(
+            f"repliflow: step '{step}' failed for condition '{condition}', "
+            f"replicate {replicate}: {message}"
+        )
+        self.condition = condition
+        self.replicate = replicate
+        self.step = step
+
+
+class IntegrityError(RepliflowError):
+    """A stored file does not match the checksum its sidecar recorded."""

@@ -1,0 +1,375 @@
+"""Turn a validated config into conditions, seeds, recipe keys and jobs.
+
+Pure Python and Snakemake-free, so it is unit-tested on its own.
+
+The shape of the job graph: every condition is a chain of steps (position 0
+is the datasource). Conditions that agree on the recipe of a chain's prefix
+share it, so the chains form a trie; a *segment* is a maximal run of trie
+nodes without a branch, and one Snakemake job runs one segment for one
+*block* of consecutive replicates. Every replicate x step still gets its own
+hashed output and sidecar: blocks only amortise the per-job cost of
+Snakemake and of starting Python over many tiny steps.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from repliflow import hashing
+from repliflow.errors import ConfigError
+from repliflow.stepcode import FunctionInfo, function_info, resolve_code_path
+
+BASELINE = "baseline"
+DATASOURCE = "datasource"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+AUTO_BLOCKS = 8  # blocks per segment that "auto" aims for: enough to fill a few cores
+MAX_AUTO_BLOCK = 1000
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    function: str
+    position: int  # 0 = datasource
+    code_hash: str
+    params: dict
+    is_async: bool = False
+
+    def recipe(self) -> dict:
+        return {"function": self.function, "code": self.code_hash, "params": self.params}
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "function": self.function,
+            "position": self.position,
+            "code_hash": self.code_hash,
+            "params": self.params,
+        }
+
+
+@dataclass
+class Condition:
+    name: str
+    steps: list[Step]
+    prefix_ids: list[str]  # per position: digest of the recipe chain up to it
+
+
+@dataclass
+class Segment:
+    id: str  # the prefix id of its last position
+    start: int
+    end: int  # inclusive
+    steps: list[Step]  # the whole chain from the datasource to `end`
+    parent: str | None
+    conditions: list[str] = field(default_factory=list)
+
+    @property
+    def owner(self) -> str:
+        """The condition a shared segment runs as (ctx.condition): the first in
+        config order, so adding a treatment never changes it."""
+        return self.conditions[0]
+
+    @property
+    def label(self) -> str:
+        return f"{self.steps[self.end].name}-{self.id}"
+
+
+@dataclass(frozen=True)
+class Block:
+    segment: Segment
+    lo: int
+    hi: int  # exclusive
+
+    @property
+    def label(self) -> str:
+        return f"{self.lo:06d}-{self.hi:06d}"
+
+
+@dataclass
+class Plan:
+    experiment: str
+    code: str
+    code_path: Path
+    seed: int
+    replicates: int
+    block_size: int
+    conditions: list[Condition]
+    segments: dict[str, Segment]
+    hypotheses: list[dict]
+    config: dict
+
+    @property
+    def results_dir(self) -> str:
+        return f"results/{self.experiment}"
+
+    @property
+    def store_dir(self) -> str:
+        return f"{self.results_dir}/store"
+
+    def condition(self, name: str) -> Condition:
+        for condition in self.conditions:
+            if condition.name == name:
+                return condition
+        raise KeyError(name)
+
+    def segment_by_label(self, label: str) -> Segment:
+        return self.segments[label.rsplit("-", 1)[1]]
+
+    def blocks(self, segment: Segment) -> list[Block]:
+        size = self.block_size
+        return [
+            Block(segment, lo, min(lo + size, self.replicates))
+            for lo in range(0, self.replicates, size)
+        ]
+
+    def block_for(self, segment: Segment, replicate: int) -> Block:
+        lo = replicate - replicate % self.block_size
+        return Block(segment, lo, min(lo + self.block_size, self.replicates))
+
+    def manifest_path(self, block: Block) -> str:
+        return f"{self.results_dir}/blocks/{block.segment.label}/{block.label}.json"
+
+    def final_segment(self, condition: str) -> Segment:
+        return self.segments[self.condition(condition).prefix_ids[-1]]
+
+    def final_manifests(self, condition: str) -> list[str]:
+        segment = self.final_segment(condition)
+        return [self.manifest_path(block) for block in self.blocks(segment)]
+
+    def all_final_manifests(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for condition in self.conditions:
+            for path in self.final_manifests(condition.name):
+                seen[path] = None
+        return list(seen)
+
+    def all_manifests(self) -> list[str]:
+        return [self.manifest_path(block) for segment in self.segments.values() for block in self.blocks(segment)]
+
+    def upstream_manifest(self, block: Block) -> list[str]:
+        if block.segment.parent is None:
+            return []
+        parent = self.segments[block.segment.parent]
+        return [self.manifest_path(Block(parent, block.lo, block.hi))]
+
+    def block_spec(self, block: Block) -> dict:
+        """Everything the job needs; determined by the manifest path alone, so
+        Snakemake's params trigger fires only when the recipe really changes."""
+        segment = block.segment
+        return {
+            "experiment": self.experiment,
+            "code": self.code,
+            "seed": self.seed,
+            "segment": segment.id,
+            "start": segment.start,
+            "condition": segment.owner,
+            "lo": block.lo,
+            "hi": block.hi,
+            "steps": [step.to_json() for step in segment.steps],
+            "metrics_position": len(self.conditions[0].steps) - 1,
+        }
+
+    def seeds(self) -> list[int]:
+        return [hashing.replicate_seed(self.seed, r) for r in range(self.replicates)]
+
+    def keys(self, condition: str, replicate: int) -> list[str]:
+        return chain_keys(self.condition(condition).steps, hashing.replicate_seed(self.seed, replicate))
+
+
+def chain_keys(steps: list[Step], seed: int) -> list[str]:
+    keys: list[str] = []
+    upstream = None
+    for step in steps:
+        upstream = hashing.recipe_key(step.function, step.code_hash, step.params, seed, upstream)
+        keys.append(upstream)
+    return keys
+
+
+def build_plan(config: dict, *, workdir: str | None = None) -> Plan:
+    """Plan a schema-validated config; raises ConfigError naming the culprit."""
+    experiment = config["experiment"]
+    _check_name(experiment, "experiment")
+    replicates = config["replicates"]
+    if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 1:
+        raise ConfigError(f"replicates must be a positive integer, got {replicates!r}", key="replicates")
+    seed = config.get("seed", 0)
+    code_path = resolve_code_path(config["code"], workdir)
+
+    baseline = _baseline_steps(config, code_path)
+    by_name = {step.name: step for step in baseline}
+    conditions = [_condition(BASELINE, baseline, seed)]
+    for treatment, overrides in (config.get("treatments") or {}).items():
+        _check_name(treatment, f"treatments.{treatment}")
+        if treatment == BASELINE:
+            raise ConfigError("'baseline' is reserved for the untreated condition", key=f"treatments.{treatment}")
+        if not isinstance(overrides, dict):
+            raise ConfigError("expected a mapping of step name to parameter overrides", key=f"treatments.{treatment}")
+        for step_name, params in overrides.items():
+            key = f"treatments.{treatment}.{step_name}"
+            if step_name not in by_name:
+                raise ConfigError(
+                    f"treatment '{treatment}' names the unknown step '{step_name}' "
+                    f"(steps: {', '.join(by_name)})",
+                    key=key,
+                )
+            if not isinstance(params, dict):
+                raise ConfigError("expected a mapping of parameter name to value", key=key)
+        steps = []
+        for step in baseline:
+            override = overrides.get(step.name) or {}
+            params = {**step.params, **override}
+            if override:
+                info = function_info(code_path, step.function, key=f"treatments.{treatment}.{step.name}")
+                _check_params(info, override, step.position, f"treatments.{treatment}.{step.name}",
+                              condition=treatment, step=step.name)
+            steps.append(Step(step.name, step.function, step.position, step.code_hash, params, step.is_async))
+        conditions.append(_condition(treatment, steps, seed))
+
+    segments = _segments(conditions)
+    hypotheses = _check_hypotheses(config.get("hypotheses") or [], workdir)
+    block_size = _block_size(config.get("batch") or {}, replicates)
+    return Plan(
+        experiment=experiment,
+        code=config["code"],
+        code_path=code_path,
+        seed=seed,
+        replicates=replicates,
+        block_size=block_size,
+        conditions=conditions,
+        segments=segments,
+        hypotheses=hypotheses,
+        config=config,
+    )
+
+
+
+def _check_name(name: str, key: str) -> None:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
+        raise ConfigError(
+            f"{name!r} cannot be used as a name: it becomes part of a path under results/, so "
+            "use letters, digits, '_', '-' and '.', start with a letter or digit, and never '..'",
+            key=key,
+        )
+
+
+def _baseline_steps(config: dict, code_path: Path) -> list[Step]:
+    entries = [(DATASOURCE, config["datasource"], "datasource")]
+    for index, entry in enumerate(config["pipeline"]):
+        entries.append((entry.get("name") or entry["function"], entry, f"pipeline.{index}"))
+    steps: list[Step] = []
+    seen: dict[str, str] = {}
+    for position, (name, entry, key) in enumerate(entries):
+        _check_name(name, f"{key}.name")
+        if name in seen:
+            raise ConfigError(
+                f"the step name '{name}' is used twice ({seen[name]} and {key}); "
+                "give one of them a distinct 'name'",
+                key=f"{key}.name",
+            )
+        seen[name] = key
+        info = function_info(code_path, entry["function"], key=f"{key}.function")
+        params = dict(entry.get("params") or {})
+        _check_params(info, params, position, f"{key}.params", condition=BASELINE, step=name, check_required=True)
+        steps.append(Step(name, entry["function"], position, info.code_hash, params, info.signature.is_async))
+    return steps
+
+
+def _check_params(
+    info: FunctionInfo,
+    params: dict,
+    position: int,
+    key: str,
+    *,
+    condition: str,
+    step: str,
+    check_required: bool = False,
+) -> None:
+    sig = info.signature
+    leading = 1 if position == 0 else 2
+    shape = "(ctx, **params)" if position == 0 else "(data, ctx, **params)"
+    if len(sig.positional) < leading and not sig.varargs:
+        raise ConfigError(
+            f"step '{step}' uses function {info.name}() in {info.source_file}, which takes "
+            f"{len(sig.positional)} positional argument(s); a {'datasource' if position == 0 else 'step'} "
+            f"is called as {info.name}{shape}",
+            key=key,
+        )
+    accepted = set(sig.keyword) - set(sig.positional[:leading])
+    for name in params:
+        if name not in accepted and not sig.varkw:
+            raise ConfigError(
+                f"condition '{condition}' passes parameter '{name}' to step '{step}', but "
+                f"{info.name}() in {info.source_file} does not accept it "
+                f"(it accepts: {', '.join(sorted(accepted)) or 'no parameters'})",
+                key=key,
+            )
+    if check_required:
+        missing = [name for name in sig.required_keyword if name not in params]
+        if missing:
+            raise ConfigError(
+                f"step '{step}' needs parameter(s) {', '.join(missing)} for "
+                f"{info.name}() in {info.source_file}, which have no default",
+                key=key,
+            )
+
+
+def _condition(name: str, steps: list[Step], seed: int) -> Condition:
+    prefix_ids = []
+    chain: list[dict] = []
+    for step in steps:
+        chain.append(step.recipe())
+        prefix_ids.append(hashing.digest({"v": hashing.RECIPE_VERSION, "seed": seed, "chain": chain}, 16))
+    return Condition(name, steps, prefix_ids)
+
+
+def _segments(conditions: list[Condition]) -> dict[str, Segment]:
+    children: dict[tuple[int, str], set[str]] = {}
+    for condition in conditions:
+        ids = condition.prefix_ids
+        for position in range(len(ids) - 1):
+            children.setdefault((position, ids[position]), set()).add(ids[position + 1])
+    last = len(conditions[0].prefix_ids) - 1
+    segments: dict[str, Segment] = {}
+    for condition in conditions:
+        ids = condition.prefix_ids
+        start = 0
+        parent = None
+        for position, node in enumerate(ids):
+            ends = position == last or len(children[(position, node)]) > 1
+            if not ends:
+                continue
+            segment = segments.get(node)
+            if segment is None:
+                segment = Segment(node, start, position, condition.steps[: position + 1], parent)
+                segments[node] = segment
+            segment.conditions.append(condition.name)
+            parent, start = node, position + 1
+    return segments
+
+
+def _check_hypotheses(hypotheses: list[dict], workdir: str | None) -> list[dict]:
+    from repliflow.verifiers import check_verifier
+
+    seen: set[str] = set()
+    for index, hypothesis in enumerate(hypotheses):
+        key = f"hypotheses.{index}"
+        if hypothesis["name"] in seen:
+            raise ConfigError(f"hypothesis name '{hypothesis['name']}' is used twice", key=f"{key}.name")
+        seen.add(hypothesis["name"])
+        check_verifier(hypothesis["verifier"], key=f"{key}.verifier", workdir=workdir)
+    return hypotheses
+
+
+def _block_size(batch: dict, replicates: int) -> int:
+    size = batch.get("replicates_per_job", "auto")
+    if size == "auto":
+        return max(1, min(MAX_AUTO_BLOCK, math.ceil(replicates / AUTO_BLOCKS)))
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError(
+            f"expected a positive integer or 'auto', got {size!r}", key="batch.replicates_per_job"
+        )
+    return size

@@ -1,0 +1,309 @@
+"""Run one block: one recipe segment for a range of replicates, in one process.
+
+Called by the ``run_segment`` rule as ``python -m repliflow.runner``. Each
+replicate x step is written to the store with its sidecar as soon as it is
+computed, so a killed job loses at most the step in flight; a re-run skips
+every replicate x step whose sidecar exists. The block's manifest (the
+Snakemake output) is written last, and only when every replicate succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import json
+import math
+import os
+import platform
+import random
+import socket
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+from repliflow import __version__, hashing, storage
+from repliflow.context import Context
+from repliflow.errors import RepliflowError, StepError
+from repliflow.plan import Step, chain_keys
+from repliflow.stepcode import function_info, load_module, resolve_code_path
+
+MANIFEST_SCHEMA = "repliflow.manifest/1"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+class _Versions:
+    """Versions of the third-party modules loaded so far (recomputed as
+    steps import more)."""
+
+    def __init__(self):
+        self._seen = -1
+        self._versions: dict[str, str] = {}
+
+    def get(self) -> dict[str, str]:
+        if len(sys.modules) != self._seen:
+            self._seen = len(sys.modules)
+            stdlib = sys.stdlib_module_names
+            versions = {"repliflow": __version__}
+            for name, module in list(sys.modules.items()):
+                if "." in name or name in stdlib or name.startswith("_"):
+                    continue
+                version = getattr(module, "__version__", None)
+                if isinstance(version, str):
+                    versions[name] = version
+            self._versions = dict(sorted(versions.items()))
+        return self._versions
+
+
+class BlockRunner:
+    def __init__(self, spec: dict, workdir: str | None = None):
+        self.spec = spec
+        self.workdir = workdir or os.getcwd()
+        self.steps = [Step(s["name"], s["function"], s["position"], s["code_hash"], s["params"]) for s in spec["steps"]]
+        self.start = spec["start"]
+        self.store = Path(self.workdir, "results", spec["experiment"], "store")
+        self.condition = spec["condition"]
+        self.versions = _Versions()
+        self.host = socket.gethostname()
+        self.python = platform.python_version()
+        self.functions = self._load_functions()
+
+    def _load_functions(self) -> list:
+        code_path = resolve_code_path(self.spec["code"], self.workdir)
+        for step in self.steps:
+            info = function_info(code_path, step.function, key=f"step {step.name}")
+            if info.code_hash != step.code_hash:
+                raise RepliflowError(
+                    f"repliflow: the code of step '{step.name}' ({step.function} in {code_path}) "
+                    "changed after Snakemake planned this job; run snakemake again so the "
+                    "changed step gets new keys"
+                )
+        module = load_module(code_path)
+        return [getattr(module, step.function) for step in self.steps]
+
+    def run(self, progress=None) -> tuple[list[dict], list[StepError]]:
+        entries, failures = [], []
+        lo, hi = self.spec["lo"], self.spec["hi"]
+        for index, replicate in enumerate(range(lo, hi)):
+            try:
+                entries.append(self.run_replicate(replicate))
+            except StepError as exc:
+                failures.append(exc)
+            if progress:
+                progress(index + 1, hi - lo, len(failures))
+        return entries, failures
+
+    def run_replicate(self, replicate: int) -> dict:
+        seed = hashing.replicate_seed(self.spec["seed"], replicate)
+        keys = chain_keys(self.steps, seed)
+        sidecars: dict[int, dict] = {}
+        first_missing = None
+        for position in range(self.start, len(self.steps)):
+            sidecar = storage.read_sidecar(self.store, keys[position])
+            if sidecar is None or not (storage.key_dir(self.store, keys[position]) / sidecar["output"]["file"]).exists():
+                first_missing = position
+                break
+            sidecars[position] = sidecar
+        if first_missing is not None:
+            self._compute(replicate, seed, keys, first_missing, sidecars)
+        return {
+            "replicate": replicate,
+            "seed": seed,
+            "steps": [
+                {
+                    "step": self.steps[p].name,
+                    "position": p,
+                    "key": keys[p],
+                    "file": sidecars[p]["output"]["file"],
+                    "format": sidecars[p]["output"]["format"],
+                    "sha256": sidecars[p]["output"]["sha256"],
+                }
+                for p in range(self.start, len(self.steps))
+            ],
+        }
+
+    def _compute(self, replicate, seed, keys, first, sidecars) -> None:
+        if first == 0:
+            data, upstream = None, None
+        else:
+            upstream_key = keys[first - 1]
+            try:
+                data, sha = storage.load(self.store, upstream_key)
+            except (OSError, RepliflowError) as exc:
+                raise StepError(
+                    f"cannot read its input {upstream_key} ({exc})",
+                    condition=self.condition, replicate=replicate, step=self.steps[first].name,
+                ) from exc
+            upstream = {"key": upstream_key, "sha256": sha}
+        last = len(self.steps) - 1
+        for position in range(first, last + 1):
+            step = self.steps[position]
+            step_seed = hashing.step_seed(seed, position)
+            ctx = Context(
+                condition=self.condition, replicate=replicate, seed=seed, step=step.name,
+                step_seed=step_seed, params=step.params, experiment=self.spec["experiment"],
+            )
+            started = _now()
+            clock = time.perf_counter()
+            try:
+                data = self._call(self.functions[position], position, data, ctx, step.params)
+            except Exception as exc:
+                traceback.print_exc(file=sys.stderr)
+                raise StepError(
+                    f"{type(exc).__name__}: {exc}", condition=self.condition, replicate=replicate, step=step.name
+                ) from exc
+            duration = time.perf_counter() - clock
+            if position == self.spec["metrics_position"]:
+                _check_metrics(data, self.condition, replicate, step.name)
+            try:
+                encoded = storage.encode(data)
+            except Exception as exc:
+                raise StepError(
+                    f"its output ({type(data).__name__}) cannot be stored: {type(exc).__name__}: {exc}",
+                    condition=self.condition, replicate=replicate, step=step.name,
+                ) from exc
+            key = keys[position]
+            out = storage.output_path(self.store, key, encoded.format)
+            storage.atomic_write(out, encoded.data)
+            sidecar = {
+                "schema": storage.SIDECAR_SCHEMA,
+                "key": key,
+                "experiment": self.spec["experiment"],
+                "step": step.name,
+                "function": step.function,
+                "position": position,
+                "condition": self.condition,
+                "replicate": replicate,
+                "seed": seed,
+                "step_seed": step_seed,
+                "params": step.params,
+                "code_hash": step.code_hash,
+                "upstream": upstream,
+                "output": {
+                    "file": out.name, "format": encoded.format,
+                    "sha256": encoded.sha256, "bytes": len(encoded.data),
+                },
+                "started": started,
+                "finished": _now(),
+                "duration_s": round(duration, 6),
+                "python": self.python,
+                "packages": self.versions.get(),
+                "host": self.host,
+            }
+            storage.atomic_write(
+                storage.sidecar_path(self.store, key), json.dumps(sidecar, indent=1, allow_nan=True).encode()
+            )
+            sidecars[position] = sidecar
+            upstream = {"key": key, "sha256": encoded.sha256}
+
+    @staticmethod
+    def _call(function, position, data, ctx, params):
+        random.seed(ctx.step_seed)
+        numpy = sys.modules.get("numpy")
+        if numpy is not None:
+            numpy.random.seed(ctx.step_seed)
+        result = function(ctx, **params) if position == 0 else function(data, ctx, **params)
+        if inspect.isawaitable(result):
+            result = asyncio.run(_await(result))
+        return result
+
+
+async def _await(awaitable):
+    return await awaitable
+
+
+def _check_metrics(value, condition, replicate, step) -> None:
+    ok = isinstance(value, dict) and all(
+        isinstance(k, str) and _is_number(v) for k, v in value.items()
+    )
+    if not ok:
+        shown = repr(value)
+        shown = shown if len(shown) < 200 else shown[:200] + "..."
+        raise StepError(
+            f"the last step must return a mapping of metric name to number, got {shown}",
+            condition=condition, replicate=replicate, step=step,
+        )
+
+
+def _is_number(value) -> bool:
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, (int, float)):
+        return True
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, (numpy.integer, numpy.floating, numpy.bool_))
+
+
+def write_manifest(path: Path, spec: dict, entries: list[dict]) -> None:
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "experiment": spec["experiment"],
+        "segment": spec["segment"],
+        "condition": spec["condition"],
+        "lo": spec["lo"],
+        "hi": spec["hi"],
+        "replicates": entries,
+    }
+    storage.atomic_write(path, json.dumps(manifest, separators=(",", ":")).encode())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m repliflow.runner", description=__doc__)
+    parser.add_argument("--spec", required=True, help="the block spec (JSON) the planner made")
+    parser.add_argument("--manifest", required=True, help="the manifest to write on success")
+    parser.add_argument("--log", help="log file for progress and tracebacks")
+    args = parser.parse_args(argv)
+    spec = json.loads(args.spec)
+    log = open(args.log, "a") if args.log else sys.stderr  # noqa: SIM115
+    saved_stderr = sys.stderr
+    sys.stderr = log
+    try:
+        return _run(spec, Path(args.manifest), log, saved_stderr)
+    finally:
+        sys.stderr = saved_stderr
+        if log is not saved_stderr:
+            log.close()
+
+
+def _run(spec: dict, manifest: Path, log, terminal) -> int:
+    block = f"segment {spec['segment']} (steps {', '.join(s['name'] for s in spec['steps'][spec['start']:])}), " \
+            f"replicates {spec['lo']}..{spec['hi'] - 1}"
+    print(f"{_now()} start {block}", file=log, flush=True)
+    clock = time.perf_counter()
+    try:
+        runner = BlockRunner(spec)
+    except RepliflowError as exc:
+        print(str(exc), file=log)
+        print(str(exc), file=terminal)
+        return 1
+    total = spec["hi"] - spec["lo"]
+    every = max(1, total // 10)
+
+    def progress(done, total, failed):
+        if done % every == 0 or done == total:
+            print(f"{_now()} {done}/{total} replicates, {failed} failed", file=log, flush=True)
+
+    entries, failures = runner.run(progress)
+    elapsed = time.perf_counter() - clock
+    for failure in failures:
+        print(str(failure), file=log)
+        print(str(failure), file=terminal)
+    if failures:
+        print(
+            f"{_now()} {len(failures)} of {total} replicates failed after {elapsed:.2f}s; the other "
+            "replicates' outputs are kept, and the next run redoes only the failed ones",
+            file=log,
+        )
+        return 1
+    write_manifest(manifest, spec, entries)
+    print(f"{_now()} done {block} in {elapsed:.3f}s", file=log, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

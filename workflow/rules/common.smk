@@ -1,0 +1,63 @@
+# Config loading, schema validation and planning; no rules here.
+import os
+import sys
+from pathlib import Path
+
+# Let a fresh clone run without `pip install -e .`, and make the jobs'
+# `python` the interpreter that runs Snakemake (the one with our dependencies).
+_SRC = str(Path(workflow.basedir) / "src")
+if _SRC not in sys.path:
+    sys.path.insert(0, _SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in [_SRC, os.environ.get("PYTHONPATH", "")] if p
+)
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+
+from repliflow.config import validate_config
+from repliflow.errors import RepliflowError
+from repliflow.plan import build_plan
+from repliflow.workflow_support import describe_config_files, fail
+
+CONFIG_FILES = describe_config_files(workflow.configfiles)
+try:
+    CONFIG = validate_config(
+        config,
+        file=CONFIG_FILES,
+        schema=Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml",
+    )
+    PLAN = build_plan(CONFIG)
+except RepliflowError as exc:
+    if getattr(exc, "file", "") is None:
+        exc.file = CONFIG_FILES
+    fail(exc)
+
+RESULTS = PLAN.results_dir
+ON_ERROR_HINT = (
+    f"repliflow: outputs already made are kept under {RESULTS}/store; fix the cause and "
+    "run the same command again (add --rerun-incomplete after a crash) to redo only what is missing."
+)
+
+
+wildcard_constraints:
+    segment=r"[A-Za-z0-9_.-]+-[0-9a-f]{16}",
+    block=r"\d{6}-\d{6}",
+
+
+def _block(wildcards):
+    segment = PLAN.segment_by_label(wildcards.segment)
+    lo, hi = (int(part) for part in wildcards.block.split("-"))
+    return PLAN.block_for(segment, lo)
+
+
+def upstream_manifest(wildcards):
+    return PLAN.upstream_manifest(_block(wildcards))
+
+
+def block_spec(wildcards):
+    import json
+
+    return json.dumps(PLAN.block_spec(_block(wildcards)), sort_keys=True, separators=(",", ":"))
+
+
+def all_manifests(wildcards=None):
+    return PLAN.all_manifests()
