@@ -15,7 +15,7 @@ import platform
 import socket
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -144,8 +144,14 @@ def run_hypotheses(plan: Plan, rows: list[MetricRow], workdir: str | None = None
             key=lambda t: (results[t]["p_value"] is None, results[t]["p_value"] or 0.0, treatments.index(t)),
         )
         out.append(
-            {"name": name, "metric": metric, "verifier": spec, "params": params,
-             "results": results, "ranking": ranking}
+            {
+                "name": name,
+                "metric": metric,
+                "verifier": spec,
+                "params": params,
+                "results": results,
+                "ranking": ranking,
+            }
         )
     return {"hypotheses": out}
 
@@ -167,23 +173,25 @@ def build_provenance(plan: Plan, manifests: dict, config_files: str) -> dict:
             manifest = manifests[(segment.id, block.lo)]
             for replicate in manifest["replicates"]:
                 for step in replicate["steps"]:
-                    outputs.append({
-                        "key": step["key"],
-                        "path": f"store/{step['key'][:2]}/{step['file']}",
-                        "sidecar": f"store/{step['key'][:2]}/{step['key']}.meta.json",
-                        "sha256": step["sha256"],
-                        "format": step["format"],
-                        "step": step["step"],
-                        "position": step["position"],
-                        "replicate": replicate["replicate"],
-                        "seed": replicate["seed"],
-                        "conditions": segment.conditions,
-                    })
+                    outputs.append(
+                        {
+                            "key": step["key"],
+                            "path": f"store/{step['key'][:2]}/{step['file']}",
+                            "sidecar": f"store/{step['key'][:2]}/{step['key']}.meta.json",
+                            "sha256": step["sha256"],
+                            "format": step["format"],
+                            "step": step["step"],
+                            "position": step["position"],
+                            "replicate": replicate["replicate"],
+                            "seed": replicate["seed"],
+                            "conditions": segment.conditions,
+                        }
+                    )
     code_path = plan.code_path
     return {
         "schema": PROVENANCE_SCHEMA,
         "experiment": plan.experiment,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": plan.config,
         "config_hash": hashing.digest(plan.config, 64),
         "config_files": config_files,
@@ -220,8 +228,12 @@ def aggregate(plan: Plan, manifest_paths, out_dir: Path, config_files: str) -> N
     hypotheses = run_hypotheses(plan, rows)
     provenance = build_provenance(plan, manifests, config_files)
     storage.atomic_write(out_dir / "metrics.csv", metrics_csv(rows).encode())
-    storage.atomic_write(out_dir / "hypotheses.json", json.dumps(hypotheses, indent=2, allow_nan=False).encode())
-    storage.atomic_write(out_dir / "provenance.json", json.dumps(provenance, indent=1, allow_nan=False).encode())
+    storage.atomic_write(
+        out_dir / "hypotheses.json", json.dumps(hypotheses, indent=2, allow_nan=False).encode()
+    )
+    storage.atomic_write(
+        out_dir / "provenance.json", json.dumps(provenance, indent=1, allow_nan=False).encode()
+    )
 
 
 def run_from_snakemake(smk) -> None:

@@ -26,8 +26,10 @@ class ConfigError(RepliflowError):
             where.append(f"config file {self.file}")
         if self.key:
             where.append(f"key '{self.key}'")
-        prefix = f"repliflow: bad experiment config ({', '.join(where)}): " if where else (
-            "repliflow: bad experiment config: "
+        prefix = (
+            f"repliflow: bad experiment config ({', '.join(where)}): "
+            if where
+            else ("repliflow: bad experiment config: ")
         )
         return prefix + self.message
 
@@ -37,8 +39,7 @@ class StepError(RepliflowError):
 
     def __init__(self, message: str, *, condition: str, replicate: int, step: str):
         super().__init__(
-            f"repliflow: step '{step}' failed for condition '{condition}', "
-            f"replicate {replicate}: {message}"
+            f"repliflow: step '{step}' failed for condition '{condition}', replicate {replicate}: {message}"
         )
         self.condition = condition
         self.replicate = replicate

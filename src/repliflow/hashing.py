@@ -24,9 +24,7 @@ def canonical_json(value: Any) -> str:
     because a step can tell them apart. NaN and infinities are rejected: they
     have no canonical JSON form.
     """
-    return json.dumps(
-        _check_finite(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    return json.dumps(_check_finite(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _check_finite(value: Any) -> Any:
@@ -76,9 +74,7 @@ def step_seed(seed: int, position: int) -> int:
     return int.from_bytes(raw[:4], "big")
 
 
-def recipe_key(
-    function: str, code_hash: str, params: dict, seed: int, upstream: str | None
-) -> str:
+def recipe_key(function: str, code_hash: str, params: dict, seed: int, upstream: str | None) -> str:
     """The cache key of one replicate x step: equal recipes, equal keys."""
     return digest(
         {

@@ -121,10 +121,7 @@ class Plan:
 
     def blocks(self, segment: Segment) -> list[Block]:
         size = self.block_size
-        return [
-            Block(segment, lo, min(lo + size, self.replicates))
-            for lo in range(0, self.replicates, size)
-        ]
+        return [Block(segment, lo, min(lo + size, self.replicates)) for lo in range(0, self.replicates, size)]
 
     def block_for(self, segment: Segment, replicate: int) -> Block:
         lo = replicate - replicate % self.block_size
@@ -148,7 +145,9 @@ class Plan:
         return list(seen)
 
     def all_manifests(self) -> list[str]:
-        return [self.manifest_path(block) for segment in self.segments.values() for block in self.blocks(segment)]
+        return [
+            self.manifest_path(block) for segment in self.segments.values() for block in self.blocks(segment)
+        ]
 
     def upstream_manifest(self, block: Block) -> list[str]:
         if block.segment.parent is None:
@@ -205,9 +204,13 @@ def build_plan(config: dict, *, workdir: str | None = None) -> Plan:
     for treatment, overrides in (config.get("treatments") or {}).items():
         _check_name(treatment, f"treatments.{treatment}")
         if treatment == BASELINE:
-            raise ConfigError("'baseline' is reserved for the untreated condition", key=f"treatments.{treatment}")
+            raise ConfigError(
+                "'baseline' is reserved for the untreated condition", key=f"treatments.{treatment}"
+            )
         if not isinstance(overrides, dict):
-            raise ConfigError("expected a mapping of step name to parameter overrides", key=f"treatments.{treatment}")
+            raise ConfigError(
+                "expected a mapping of step name to parameter overrides", key=f"treatments.{treatment}"
+            )
         for step_name, params in overrides.items():
             key = f"treatments.{treatment}.{step_name}"
             if step_name not in by_name:
@@ -224,8 +227,14 @@ def build_plan(config: dict, *, workdir: str | None = None) -> Plan:
             params = {**step.params, **override}
             if override:
                 info = function_info(code_path, step.function, key=f"treatments.{treatment}.{step.name}")
-                _check_params(info, override, step.position, f"treatments.{treatment}.{step.name}",
-                              condition=treatment, step=step.name)
+                _check_params(
+                    info,
+                    override,
+                    step.position,
+                    f"treatments.{treatment}.{step.name}",
+                    condition=treatment,
+                    step=step.name,
+                )
             steps.append(Step(step.name, step.function, step.position, step.code_hash, params, step.is_async))
         conditions.append(_condition(treatment, steps, seed))
 
@@ -244,7 +253,6 @@ def build_plan(config: dict, *, workdir: str | None = None) -> Plan:
         hypotheses=hypotheses,
         config=config,
     )
-
 
 
 def _check_name(name: str, key: str) -> None:
@@ -273,7 +281,9 @@ def _baseline_steps(config: dict, code_path: Path) -> list[Step]:
         seen[name] = key
         info = function_info(code_path, entry["function"], key=f"{key}.function")
         params = dict(entry.get("params") or {})
-        _check_params(info, params, position, f"{key}.params", condition=BASELINE, step=name, check_required=True)
+        _check_params(
+            info, params, position, f"{key}.params", condition=BASELINE, step=name, check_required=True
+        )
         steps.append(Step(name, entry["function"], position, info.code_hash, params, info.signature.is_async))
     return steps
 

@@ -35,9 +35,13 @@ def _fmt(value) -> str:
 
 
 def _table(headers: list[str], rows: list[list], left: int = 1) -> str:
-    head = "".join(f'<th class="{"l" if i < left else ""}">{html.escape(h)}</th>' for i, h in enumerate(headers))
+    head = "".join(
+        f'<th class="{"l" if i < left else ""}">{html.escape(h)}</th>' for i, h in enumerate(headers)
+    )
     body = "".join(
-        "<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{cell}</td>' for i, cell in enumerate(row)) + "</tr>"
+        "<tr>"
+        + "".join(f'<td class="{"l" if i < left else ""}">{cell}</td>' for i, cell in enumerate(row))
+        + "</tr>"
         for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -53,15 +57,24 @@ def read_metrics(path: Path) -> dict[tuple[str, str], list[float]]:
 
 def _summary_rows(values: dict, conditions: list[str]) -> dict[str, list[list]]:
     by_metric: dict[str, list[list]] = {}
-    for (metric, condition), xs in sorted(values.items(), key=lambda kv: (kv[0][0], conditions.index(kv[0][1]))):
+    for (metric, condition), xs in sorted(
+        values.items(), key=lambda kv: (kv[0][0], conditions.index(kv[0][1]))
+    ):
         finite = [x for x in xs if not math.isnan(x)]
         std = statistics.stdev(finite) if len(finite) > 1 else float("nan")
         mean = statistics.fmean(finite) if finite else float("nan")
-        by_metric.setdefault(metric, []).append([
-            html.escape(condition), len(xs), len(xs) - len(finite), _fmt(mean), _fmt(std),
-            _fmt(min(finite) if finite else None), _fmt(statistics.median(finite) if finite else None),
-            _fmt(max(finite) if finite else None),
-        ])
+        by_metric.setdefault(metric, []).append(
+            [
+                html.escape(condition),
+                len(xs),
+                len(xs) - len(finite),
+                _fmt(mean),
+                _fmt(std),
+                _fmt(min(finite) if finite else None),
+                _fmt(statistics.median(finite) if finite else None),
+                _fmt(max(finite) if finite else None),
+            ]
+        )
     return by_metric
 
 
@@ -74,7 +87,8 @@ def render(metrics_path: Path, hypotheses_path: Path, provenance_path: Path) -> 
     parts = [f"<h1>repliflow report: {html.escape(provenance['experiment'])}</h1>"]
     parts.append(
         f'<p class="small">created {html.escape(provenance["created"])} · config '
-        f'{html.escape(str(provenance["config_files"]))} · config hash <code>{provenance["config_hash"][:16]}</code></p>'
+        f"{html.escape(str(provenance['config_files']))} · config hash "
+        f"<code>{provenance['config_hash'][:16]}</code></p>"
     )
 
     parts.append("<h2>Design</h2>")
@@ -84,12 +98,21 @@ def render(metrics_path: Path, hypotheses_path: Path, provenance_path: Path) -> 
         f"Replicate r of every condition uses the same seed (common random numbers).</p>"
     )
     steps = provenance["code"]["steps"]
-    parts.append(_table(
-        ["step", "function", "code hash", "baseline params"],
-        [[html.escape(name), html.escape(info["function"]), f"<code>{info['code_hash'][:12]}</code>",
-          html.escape(json.dumps(baseline_params.get(name, {}), sort_keys=True))] for name, info in steps.items()],
-        left=4,
-    ))
+    parts.append(
+        _table(
+            ["step", "function", "code hash", "baseline params"],
+            [
+                [
+                    html.escape(name),
+                    html.escape(info["function"]),
+                    f"<code>{info['code_hash'][:12]}</code>",
+                    html.escape(json.dumps(baseline_params.get(name, {}), sort_keys=True)),
+                ]
+                for name, info in steps.items()
+            ],
+            left=4,
+        )
+    )
     rows = []
     for condition in conditions[1:]:
         params = provenance["conditions"][condition]["params"]
@@ -120,22 +143,39 @@ def render(metrics_path: Path, hypotheses_path: Path, provenance_path: Path) -> 
         for rank, treatment in enumerate(hypothesis["ranking"], 1):
             result = hypothesis["results"][treatment]
             significant = result.get("significant")
-            table_rows.append([
-                html.escape(treatment), rank, _fmt(result.get("p_value")), _fmt(result.get("statistic")),
-                f'<span class="{"yes" if significant else "no"}">{_fmt(significant)}</span>',
-                _fmt(result.get("mean_baseline")), _fmt(result.get("mean_treatment")),
-            ])
-        parts.append(_table(
-            ["treatment", "rank", "p-value", "statistic", "significant", "mean baseline", "mean treatment"],
-            table_rows,
-        ))
+            table_rows.append(
+                [
+                    html.escape(treatment),
+                    rank,
+                    _fmt(result.get("p_value")),
+                    _fmt(result.get("statistic")),
+                    f'<span class="{"yes" if significant else "no"}">{_fmt(significant)}</span>',
+                    _fmt(result.get("mean_baseline")),
+                    _fmt(result.get("mean_treatment")),
+                ]
+            )
+        parts.append(
+            _table(
+                [
+                    "treatment",
+                    "rank",
+                    "p-value",
+                    "statistic",
+                    "significant",
+                    "mean baseline",
+                    "mean treatment",
+                ],
+                table_rows,
+            )
+        )
 
     parts.append("<h2>Provenance</h2>")
     env = provenance["environment"]
     packages = ", ".join(f"{k} {v}" for k, v in env["packages"].items())
     parts.append(
         f"<p>{len(provenance['outputs'])} recorded outputs, each with a sha256 and a sidecar under "
-        f"<code>store/</code>; check them with <code>repliflow audit results/{html.escape(provenance['experiment'])}"
+        "<code>store/</code>; check them with <code>repliflow audit "
+        f"results/{html.escape(provenance['experiment'])}"
         f"</code>.</p><p class=small>Python {html.escape(env['python'])} on {html.escape(env['platform'])}, "
         f"host {html.escape(env['host'])}; {html.escape(packages)}</p>"
     )

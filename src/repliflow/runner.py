@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import inspect
 import json
-import math
 import os
 import platform
 import random
@@ -21,7 +20,7 @@ import socket
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from repliflow import __version__, hashing, storage
@@ -34,7 +33,7 @@ MANIFEST_SCHEMA = "repliflow.manifest/1"
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 class _Versions:
@@ -64,7 +63,9 @@ class BlockRunner:
     def __init__(self, spec: dict, workdir: str | None = None):
         self.spec = spec
         self.workdir = workdir or os.getcwd()
-        self.steps = [Step(s["name"], s["function"], s["position"], s["code_hash"], s["params"]) for s in spec["steps"]]
+        self.steps = [
+            Step(s["name"], s["function"], s["position"], s["code_hash"], s["params"]) for s in spec["steps"]
+        ]
         self.start = spec["start"]
         self.store = Path(self.workdir, "results", spec["experiment"], "store")
         self.condition = spec["condition"]
@@ -105,7 +106,10 @@ class BlockRunner:
         first_missing = None
         for position in range(self.start, len(self.steps)):
             sidecar = storage.read_sidecar(self.store, keys[position])
-            if sidecar is None or not (storage.key_dir(self.store, keys[position]) / sidecar["output"]["file"]).exists():
+            if (
+                sidecar is None
+                or not (storage.key_dir(self.store, keys[position]) / sidecar["output"]["file"]).exists()
+            ):
                 first_missing = position
                 break
             sidecars[position] = sidecar
@@ -137,7 +141,9 @@ class BlockRunner:
             except (OSError, RepliflowError) as exc:
                 raise StepError(
                     f"cannot read its input {upstream_key} ({exc})",
-                    condition=self.condition, replicate=replicate, step=self.steps[first].name,
+                    condition=self.condition,
+                    replicate=replicate,
+                    step=self.steps[first].name,
                 ) from exc
             upstream = {"key": upstream_key, "sha256": sha}
         last = len(self.steps) - 1
@@ -145,8 +151,13 @@ class BlockRunner:
             step = self.steps[position]
             step_seed = hashing.step_seed(seed, position)
             ctx = Context(
-                condition=self.condition, replicate=replicate, seed=seed, step=step.name,
-                step_seed=step_seed, params=step.params, experiment=self.spec["experiment"],
+                condition=self.condition,
+                replicate=replicate,
+                seed=seed,
+                step=step.name,
+                step_seed=step_seed,
+                params=step.params,
+                experiment=self.spec["experiment"],
             )
             started = _now()
             clock = time.perf_counter()
@@ -155,7 +166,10 @@ class BlockRunner:
             except Exception as exc:
                 traceback.print_exc(file=sys.stderr)
                 raise StepError(
-                    f"{type(exc).__name__}: {exc}", condition=self.condition, replicate=replicate, step=step.name
+                    f"{type(exc).__name__}: {exc}",
+                    condition=self.condition,
+                    replicate=replicate,
+                    step=step.name,
                 ) from exc
             duration = time.perf_counter() - clock
             if position == self.spec["metrics_position"]:
@@ -165,7 +179,9 @@ class BlockRunner:
             except Exception as exc:
                 raise StepError(
                     f"its output ({type(data).__name__}) cannot be stored: {type(exc).__name__}: {exc}",
-                    condition=self.condition, replicate=replicate, step=step.name,
+                    condition=self.condition,
+                    replicate=replicate,
+                    step=step.name,
                 ) from exc
             key = keys[position]
             out = storage.output_path(self.store, key, encoded.format)
@@ -185,8 +201,10 @@ class BlockRunner:
                 "code_hash": step.code_hash,
                 "upstream": upstream,
                 "output": {
-                    "file": out.name, "format": encoded.format,
-                    "sha256": encoded.sha256, "bytes": len(encoded.data),
+                    "file": out.name,
+                    "format": encoded.format,
+                    "sha256": encoded.sha256,
+                    "bytes": len(encoded.data),
                 },
                 "started": started,
                 "finished": _now(),
@@ -218,15 +236,15 @@ async def _await(awaitable):
 
 
 def _check_metrics(value, condition, replicate, step) -> None:
-    ok = isinstance(value, dict) and all(
-        isinstance(k, str) and _is_number(v) for k, v in value.items()
-    )
+    ok = isinstance(value, dict) and all(isinstance(k, str) and _is_number(v) for k, v in value.items())
     if not ok:
         shown = repr(value)
         shown = shown if len(shown) < 200 else shown[:200] + "..."
         raise StepError(
             f"the last step must return a mapping of metric name to number, got {shown}",
-            condition=condition, replicate=replicate, step=step,
+            condition=condition,
+            replicate=replicate,
+            step=step,
         )
 
 
@@ -271,8 +289,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(spec: dict, manifest: Path, log, terminal) -> int:
-    block = f"segment {spec['segment']} (steps {', '.join(s['name'] for s in spec['steps'][spec['start']:])}), " \
-            f"replicates {spec['lo']}..{spec['hi'] - 1}"
+    block = (
+        f"segment {spec['segment']} (steps {', '.join(s['name'] for s in spec['steps'][spec['start'] :])}), "
+        f"replicates {spec['lo']}..{spec['hi'] - 1}"
+    )
     print(f"{_now()} start {block}", file=log, flush=True)
     clock = time.perf_counter()
     try:

@@ -87,9 +87,7 @@ def _parse(path: str, mtime_ns: int) -> dict[str, ast.AST]:
             key="code",
         ) from None
     return {
-        node.name: node
-        for node in tree.body
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        node.name: node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
     }
 
 
@@ -99,8 +97,7 @@ def function_info(path: Path, name: str, *, key: str) -> FunctionInfo:
     if node is None:
         known = ", ".join(sorted(functions)) or "none"
         raise ConfigError(
-            f"function {name!r} is not defined at the top level of {path} "
-            f"(functions there: {known})",
+            f"function {name!r} is not defined at the top level of {path} (functions there: {known})",
             key=key,
         )
     dumped = ast.dump(node, annotate_fields=True, include_attributes=False)
@@ -112,9 +109,8 @@ def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef) -> Signature:
     args = node.args
     positional = tuple(a.arg for a in [*args.posonlyargs, *args.args])
     keyword = tuple(a.arg for a in [*args.args, *args.kwonlyargs])
-    required = tuple(
-        a.arg for a, default in zip(args.kwonlyargs, args.kw_defaults) if default is None
-    )
+    defaults = zip(args.kwonlyargs, args.kw_defaults, strict=True)
+    required = tuple(a.arg for a, default in defaults if default is None)
     return Signature(
         positional=positional,
         keyword=keyword,

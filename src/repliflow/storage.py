@@ -12,6 +12,7 @@ and a pickle is loaded only after its bytes match the sidecar's sha256.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -63,10 +64,8 @@ def atomic_write(path: Path, data: bytes) -> None:
             handle.write(data)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 
@@ -104,12 +103,16 @@ def encode(value: Any) -> Encoded:
         data = buffer.getvalue()
         return Encoded("npy", data, sha256_hex(data))
     pandas = sys.modules.get("pandas")
-    if pandas is not None and isinstance(value, pandas.DataFrame) and _has_pyarrow():
-        if all(isinstance(c, str) for c in value.columns):
-            buffer = io.BytesIO()
-            value.to_parquet(buffer)
-            data = buffer.getvalue()
-            return Encoded("parquet", data, sha256_hex(data))
+    if (
+        pandas is not None
+        and isinstance(value, pandas.DataFrame)
+        and all(isinstance(c, str) for c in value.columns)
+        and _has_pyarrow()
+    ):
+        buffer = io.BytesIO()
+        value.to_parquet(buffer)
+        data = buffer.getvalue()
+        return Encoded("parquet", data, sha256_hex(data))
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     return Encoded("pickle", data, sha256_hex(data))
 

@@ -79,7 +79,9 @@ def _split(spec: str, key: str) -> tuple[str, str]:
         )
     where, _, name = spec.rpartition(":")
     if not where or not name.isidentifier():
-        raise ConfigError(f"verifier {spec!r} is not of the form 'module:function' or 'file.py:function'", key=key)
+        raise ConfigError(
+            f"verifier {spec!r} is not of the form 'module:function' or 'file.py:function'", key=key
+        )
     return where, name
 
 

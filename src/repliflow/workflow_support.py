@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
+from pathlib import Path
+
+
+def prepare_job_environment(src: Path) -> None:
+    """Make the jobs' ``python`` the interpreter that runs Snakemake (the one
+    with our dependencies) and let it import repliflow from ``src`` even
+    without ``pip install -e .``. Cluster jobs re-parse the workflow, so they
+    get the same environment."""
+    paths = [str(src), os.environ.get("PYTHONPATH", "")]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in paths if p))
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
 
 def describe_config_files(files) -> str:

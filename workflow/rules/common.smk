@@ -1,22 +1,16 @@
 # Config loading, schema validation and planning; no rules here.
-import os
 import sys
 from pathlib import Path
 
-# Let a fresh clone run without `pip install -e .`, and make the jobs'
-# `python` the interpreter that runs Snakemake (the one with our dependencies).
-_SRC = str(Path(workflow.basedir) / "src")
-if _SRC not in sys.path:
-    sys.path.insert(0, _SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in [_SRC, os.environ.get("PYTHONPATH", "")] if p
-)
-os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+# A fresh clone runs without `pip install -e .`: import repliflow from src/.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from repliflow.config import validate_config
 from repliflow.errors import RepliflowError
 from repliflow.plan import build_plan
-from repliflow.workflow_support import describe_config_files, fail
+from repliflow.workflow_support import describe_config_files, fail, prepare_job_environment
+
+prepare_job_environment(Path(workflow.basedir) / "src")
 
 CONFIG_FILES = describe_config_files(workflow.configfiles)
 try:

@@ -1,0 +1,116 @@
+"""Shared helpers: run the real workflow on small experiments in a temp dir."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Step functions that append one line per call to calls.log, so tests can count
+# exactly which replicate x step ran.
+COUNTING_STEPS = textwrap.dedent(
+    '''
+    import os
+
+
+    def _record(ctx):
+        with open(os.path.join(os.path.dirname(__file__), "calls.log"), "a") as handle:
+            handle.write(f"{ctx.step},{ctx.condition},{ctx.replicate}\\n")
+
+
+    def source(ctx, *, n=5, offset=0.0):
+        _record(ctx)
+        return [float(x) + offset for x in ctx.rng.normal(size=n)]
+
+
+    def scale(data, ctx, *, factor=1.0):
+        _record(ctx)
+        if os.environ.get("REPLIFLOW_TEST_FAIL") == f"{ctx.condition}:{ctx.replicate}":
+            raise RuntimeError("injected failure")
+        return [x * factor for x in data]
+
+
+    def metrics(data, ctx):
+        _record(ctx)
+        mean = sum(data) / len(data)
+        return {"mean": mean, "spread": max(data) - min(data)}
+    '''
+)
+
+
+def counting_config(**overrides) -> dict:
+    config = {
+        "experiment": "exp",
+        "code": "steps.py",
+        "replicates": 5,
+        "seed": 7,
+        "datasource": {"function": "source", "params": {"n": 5}},
+        "pipeline": [
+            {"function": "scale", "params": {"factor": 1.0}},
+            {"function": "metrics"},
+        ],
+        "treatments": {"double": {"scale": {"factor": 2.0}}},
+        "hypotheses": [{"name": "mean_shift", "metric": "spread", "verifier": "welch_t"}],
+    }
+    config.update(overrides)
+    return config
+
+
+class Experiment:
+    """A working directory holding steps.py and config.yaml."""
+
+    def __init__(self, root: Path, config: dict, steps: str = COUNTING_STEPS):
+        self.root = root
+        (root / "steps.py").write_text(steps)
+        self.write_config(config)
+
+    def write_config(self, config: dict) -> None:
+        self.config = config
+        (self.root / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results" / self.config["experiment"]
+
+    def calls(self) -> list[str]:
+        log = self.root / "calls.log"
+        return log.read_text().splitlines() if log.exists() else []
+
+    def reset_calls(self) -> None:
+        (self.root / "calls.log").unlink(missing_ok=True)
+
+    def snakemake(self, *args: str, check: bool = True, env: dict | None = None, timeout: int = 300):
+        return run_snakemake(self.root, *args, check=check, env=env, timeout=timeout)
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = None, timeout: int = 300):
+    import os
+
+    command = [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(workdir / "config.yaml"),
+        "--cores", "2",
+        *args,
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"snakemake failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+        )
+    return result
+
+
+@pytest.fixture
+def experiment(tmp_path) -> Experiment:
+    return Experiment(tmp_path, counting_config())
