@@ -67,6 +67,7 @@ class Experiment:
 
     def __init__(self, root: Path, config: dict, steps: str = COUNTING_STEPS):
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         (root / "steps.py").write_text(steps)
         self.write_config(config)
 

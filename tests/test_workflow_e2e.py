@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 import collections
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, Experiment, counting_config, run_snakemake
+from scipy import stats
 
 
 def test_runs_and_second_run_does_nothing(experiment):
@@ -16,3 +25,97 @@ def test_runs_and_second_run_does_nothing(experiment):
     second = experiment.snakemake()
     assert "Nothing to be done" in second.stdout + second.stderr
     assert experiment.calls() == []
+
+
+def _counts(calls):
+    return collections.Counter(tuple(line.split(",")) for line in calls)
+
+
+def test_more_replicates_only_run_the_new_ones(experiment):
+    experiment.write_config({**experiment.config, "batch": {"replicates_per_job": 4}})
+    experiment.snakemake()
+    experiment.reset_calls()
+    experiment.write_config({**experiment.config, "replicates": 8})
+    experiment.snakemake()
+    ran = {(step, int(replicate)) for step, _, replicate in (line.split(",") for line in experiment.calls())}
+    assert {replicate for _, replicate in ran} == {5, 6, 7}
+    assert len(experiment.calls()) == 3 * (1 + 2 + 2)  # datasource shared; scale, metrics per condition
+    metrics = (experiment.results / "metrics.csv").read_text().splitlines()
+    assert len(metrics) == 1 + 2 * 8 * 2  # header + conditions x replicates x metrics
+
+
+def test_changing_a_treatment_parameter_reruns_only_its_steps(experiment):
+    experiment.snakemake()
+    experiment.reset_calls()
+    config = experiment.config
+    experiment.write_config({**config, "treatments": {"double": {"scale": {"factor": 3.0}}}})
+    experiment.snakemake()
+    counts = _counts(experiment.calls())
+    assert set(counts) == {(step, "double", str(r)) for step in ["scale", "metrics"] for r in range(5)}
+    assert all(n == 1 for n in counts.values())
+
+
+def test_treatment_equal_to_baseline_shares_its_files(experiment):
+    experiment.snakemake()
+    experiment.reset_calls()
+    config = experiment.config
+    treatments = {**config["treatments"], "same": {"scale": {"factor": 1.0}}}
+    experiment.write_config({**config, "treatments": treatments})
+    experiment.snakemake()
+    assert experiment.calls() == []
+    provenance = json.loads((experiment.results / "provenance.json").read_text())
+    shared = [o for o in provenance["outputs"] if o["step"] == "metrics" and "same" in o["conditions"]]
+    assert len(shared) == 5 and all("baseline" in o["conditions"] for o in shared)
+    rows = list(csv.DictReader((experiment.results / "metrics.csv").open()))
+    by = {(r["condition"], r["replicate"], r["metric"]): r["value"] for r in rows}
+    assert all(by[("same", str(r), "mean")] == by[("baseline", str(r), "mean")] for r in range(5))
+
+
+def test_fresh_run_reproduces_metrics_byte_for_byte(tmp_path):
+    first = Experiment(tmp_path / "a", counting_config())
+    second = Experiment(tmp_path / "b", counting_config())
+    first.snakemake()
+    second.snakemake()
+    assert (first.results / "metrics.csv").read_bytes() == (second.results / "metrics.csv").read_bytes()
+    assert (first.results / "hypotheses.json").read_bytes() == (second.results / "hypotheses.json").read_bytes()
+
+
+def test_p_values_equal_scipy_on_metrics_csv(experiment):
+    config = experiment.config
+    experiment.write_config({**config, "hypotheses": [
+        {"name": "w", "metric": "spread", "verifier": "welch_t"},
+        {"name": "s", "metric": "spread", "verifier": "student_t"},
+        {"name": "m", "metric": "mean", "verifier": "mann_whitney"},
+    ]})
+    experiment.snakemake()
+    rows = list(csv.DictReader((experiment.results / "metrics.csv").open()))
+
+    def values(condition, metric):
+        ordered = sorted((int(r["replicate"]), float(r["value"])) for r in rows
+                         if r["condition"] == condition and r["metric"] == metric)
+        return [v for _, v in ordered]
+
+    results = {h["name"]: h["results"]["double"] for h in
+               json.loads((experiment.results / "hypotheses.json").read_text())["hypotheses"]}
+    spread_b, spread_t = values("baseline", "spread"), values("double", "spread")
+    mean_b, mean_t = values("baseline", "mean"), values("double", "mean")
+    assert results["w"]["p_value"] == pytest.approx(stats.ttest_ind(spread_t, spread_b, equal_var=False).pvalue)
+    assert results["s"]["p_value"] == pytest.approx(stats.ttest_ind(spread_t, spread_b).pvalue)
+    assert results["m"]["p_value"] == pytest.approx(stats.mannwhitneyu(mean_t, mean_b).pvalue)
+
+
+def test_default_experiment_completes(tmp_path):
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config.yaml")
+    run_snakemake(tmp_path)
+    results = tmp_path / "results" / "titanic_age"
+    hypotheses = json.loads((results / "hypotheses.json").read_text())["hypotheses"]
+    assert hypotheses[0]["metric"] == "std_norm_age"
+    assert hypotheses[0]["ranking"] == ["scale_ages"]
+    assert hypotheses[0]["results"]["scale_ages"]["significant"] is True
+    assert len((results / "metrics.csv").read_text().splitlines()) == 1 + 2 * 50 * 2
+    html = (results / "report.html").read_text()
+    assert "std_change" in html and "scale_ages" in html
+    audit = subprocess.run([sys.executable, "-m", "repliflow.cli", "audit", str(results)],
+                           capture_output=True, text=True, cwd=REPO / "src")
+    assert audit.returncode == 0, audit.stdout

@@ -227,10 +227,13 @@ def aggregate(plan: Plan, manifest_paths, out_dir: Path, config_files: str) -> N
     rows = collect_metrics(plan, manifests)
     hypotheses = run_hypotheses(plan, rows)
     provenance = build_provenance(plan, manifests, config_files)
-    storage.atomic_write(out_dir / "metrics.csv", metrics_csv(rows).encode())
-    storage.atomic_write(
-        out_dir / "hypotheses.json", json.dumps(hypotheses, indent=2, allow_nan=False).encode()
-    )
+    tables = {
+        "metrics.csv": metrics_csv(rows).encode(),
+        "hypotheses.json": json.dumps(hypotheses, indent=2, allow_nan=False).encode(),
+    }
+    provenance["results"] = {name: hashing.sha256_hex(data) for name, data in tables.items()}
+    for name, data in tables.items():
+        storage.atomic_write(out_dir / name, data)
     storage.atomic_write(
         out_dir / "provenance.json", json.dumps(provenance, indent=1, allow_nan=False).encode()
     )
