@@ -77,29 +77,43 @@ def test_fresh_run_reproduces_metrics_byte_for_byte(tmp_path):
     first.snakemake()
     second.snakemake()
     assert (first.results / "metrics.csv").read_bytes() == (second.results / "metrics.csv").read_bytes()
-    assert (first.results / "hypotheses.json").read_bytes() == (second.results / "hypotheses.json").read_bytes()
+    assert (first.results / "hypotheses.json").read_bytes() == (
+        second.results / "hypotheses.json"
+    ).read_bytes()
 
 
 def test_p_values_equal_scipy_on_metrics_csv(experiment):
     config = experiment.config
-    experiment.write_config({**config, "hypotheses": [
-        {"name": "w", "metric": "spread", "verifier": "welch_t"},
-        {"name": "s", "metric": "spread", "verifier": "student_t"},
-        {"name": "m", "metric": "mean", "verifier": "mann_whitney"},
-    ]})
+    experiment.write_config(
+        {
+            **config,
+            "hypotheses": [
+                {"name": "w", "metric": "spread", "verifier": "welch_t"},
+                {"name": "s", "metric": "spread", "verifier": "student_t"},
+                {"name": "m", "metric": "mean", "verifier": "mann_whitney"},
+            ],
+        }
+    )
     experiment.snakemake()
     rows = list(csv.DictReader((experiment.results / "metrics.csv").open()))
 
     def values(condition, metric):
-        ordered = sorted((int(r["replicate"]), float(r["value"])) for r in rows
-                         if r["condition"] == condition and r["metric"] == metric)
+        ordered = sorted(
+            (int(r["replicate"]), float(r["value"]))
+            for r in rows
+            if r["condition"] == condition and r["metric"] == metric
+        )
         return [v for _, v in ordered]
 
-    results = {h["name"]: h["results"]["double"] for h in
-               json.loads((experiment.results / "hypotheses.json").read_text())["hypotheses"]}
+    results = {
+        h["name"]: h["results"]["double"]
+        for h in json.loads((experiment.results / "hypotheses.json").read_text())["hypotheses"]
+    }
     spread_b, spread_t = values("baseline", "spread"), values("double", "spread")
     mean_b, mean_t = values("baseline", "mean"), values("double", "mean")
-    assert results["w"]["p_value"] == pytest.approx(stats.ttest_ind(spread_t, spread_b, equal_var=False).pvalue)
+    assert results["w"]["p_value"] == pytest.approx(
+        stats.ttest_ind(spread_t, spread_b, equal_var=False).pvalue
+    )
     assert results["s"]["p_value"] == pytest.approx(stats.ttest_ind(spread_t, spread_b).pvalue)
     assert results["m"]["p_value"] == pytest.approx(stats.mannwhitneyu(mean_t, mean_b).pvalue)
 
@@ -116,6 +130,10 @@ def test_default_experiment_completes(tmp_path):
     assert len((results / "metrics.csv").read_text().splitlines()) == 1 + 2 * 50 * 2
     html = (results / "report.html").read_text()
     assert "std_change" in html and "scale_ages" in html
-    audit = subprocess.run([sys.executable, "-m", "repliflow.cli", "audit", str(results)],
-                           capture_output=True, text=True, cwd=REPO / "src")
+    audit = subprocess.run(
+        [sys.executable, "-m", "repliflow.cli", "audit", str(results)],
+        capture_output=True,
+        text=True,
+        cwd=REPO / "src",
+    )
     assert audit.returncode == 0, audit.stdout

@@ -1,0 +1,115 @@
+"""The planner, without Snakemake: conditions, seeds, keys, segments, blocks."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import COUNTING_STEPS, counting_config
+
+from repliflow import hashing
+from repliflow.config import validate_config
+from repliflow.plan import build_plan
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    (tmp_path / "steps.py").write_text(COUNTING_STEPS)
+    return tmp_path
+
+
+def plan_for(workdir, **overrides):
+    return build_plan(validate_config(counting_config(**overrides), file="test.yaml"), workdir=str(workdir))
+
+
+def test_conditions_are_baseline_then_treatments_in_config_order(workdir):
+    treatments = {"b": {"scale": {"factor": 2.0}}, "a": {"datasource": {"n": 3}}}
+    plan = plan_for(workdir, treatments=treatments)
+    assert [c.name for c in plan.conditions] == ["baseline", "b", "a"]
+    assert plan.condition("a").steps[0].params == {"n": 3}
+    assert plan.condition("b").steps[1].params == {"factor": 2.0}
+
+
+def test_seeds_depend_on_base_seed_and_index_only(workdir):
+    plan = plan_for(workdir)
+    assert plan.seeds() == [hashing.replicate_seed(7, r) for r in range(5)]
+    assert len(set(plan.seeds())) == 5
+    assert plan_for(workdir, seed=8).seeds() != plan.seeds()
+    assert plan_for(workdir, replicates=9).seeds()[:5] == plan.seeds()
+
+
+def test_keys_share_the_prefix_a_treatment_does_not_change(workdir):
+    plan = plan_for(workdir)
+    for replicate in range(5):
+        base, treated = plan.keys("baseline", replicate), plan.keys("double", replicate)
+        assert base[0] == treated[0]  # datasource shared
+        assert base[1] != treated[1] and base[2] != treated[2]
+    assert len({tuple(plan.keys("baseline", r)) for r in range(5)}) == 5
+
+
+def test_key_is_the_documented_recipe_hash(workdir):
+    plan = plan_for(workdir)
+    steps = plan.condition("baseline").steps
+    seed = hashing.replicate_seed(7, 0)
+    expected = hashing.digest(
+        {
+            "v": 1,
+            "function": "source",
+            "code": steps[0].code_hash,
+            "params": {"n": 5},
+            "seed": seed,
+            "upstream": None,
+        }
+    )
+    assert plan.keys("baseline", 0)[0] == expected
+
+
+def test_segments_dedupe_shared_prefixes(workdir):
+    plan = plan_for(workdir)
+    assert sorted((s.start, s.end, tuple(s.conditions)) for s in plan.segments.values()) == [
+        (0, 0, ("baseline", "double")),
+        (1, 2, ("baseline",)),
+        (1, 2, ("double",)),
+    ]
+
+
+def test_treatment_equal_to_baseline_shares_every_segment(workdir):
+    plan = plan_for(workdir, treatments={"same": {"scale": {"factor": 1.0}}})
+    assert len(plan.segments) == 1
+    assert plan.final_segment("same") is plan.final_segment("baseline")
+    assert plan.final_segment("same").owner == "baseline"
+
+
+def test_blocks_are_aligned_so_more_replicates_keep_full_blocks(workdir):
+    small = plan_for(workdir, replicates=10, batch={"replicates_per_job": 4})
+    large = plan_for(workdir, replicates=14, batch={"replicates_per_job": 4})
+    segment = next(iter(small.segments.values()))
+    small_paths = {small.manifest_path(b) for b in small.blocks(segment)}
+    large_paths = {large.manifest_path(b) for b in large.blocks(large.segments[segment.id])}
+    assert [(b.lo, b.hi) for b in small.blocks(segment)] == [(0, 4), (4, 8), (8, 10)]
+    assert small_paths - large_paths == {small.manifest_path(small.blocks(segment)[-1])}
+
+
+def test_auto_block_size_aims_at_a_few_blocks_per_segment(workdir):
+    assert plan_for(workdir, replicates=5).block_size == 1
+    assert plan_for(workdir, replicates=50).block_size == 7
+    assert plan_for(workdir, replicates=100_000).block_size == 1000
+
+
+def test_block_spec_is_a_function_of_the_manifest_path(workdir):
+    first, second = plan_for(workdir), plan_for(workdir, hypotheses=[])
+    for segment in first.segments.values():
+        for block in first.blocks(segment):
+            other = second.block_for(second.segments[segment.id], block.lo)
+            assert first.manifest_path(block) == second.manifest_path(other)
+            assert first.block_spec(block) == second.block_spec(other)
+
+
+def test_step_used_twice_under_two_names(workdir):
+    pipeline = [
+        {"function": "scale", "name": "first"},
+        {"function": "scale", "name": "second", "params": {"factor": 3.0}},
+        {"function": "metrics"},
+    ]
+    plan = plan_for(workdir, pipeline=pipeline, treatments={"t": {"second": {"factor": 4.0}}})
+    assert [s.name for s in plan.condition("t").steps] == ["datasource", "first", "second", "metrics"]
+    assert plan.keys("t", 0)[:2] == plan.keys("baseline", 0)[:2]
+    assert plan.keys("t", 0)[2] != plan.keys("baseline", 0)[2]
