@@ -10,7 +10,6 @@ Snakemake output) is written last, and only when every replicate succeeded.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import inspect
 import json
 import os
@@ -20,6 +19,7 @@ import socket
 import sys
 import time
 import traceback
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,7 +52,9 @@ class _Versions:
             for name, module in list(sys.modules.items()):
                 if "." in name or name in stdlib or name.startswith("_"):
                     continue
-                version = getattr(module, "__version__", None)
+                with warnings.catch_warnings():  # some packages deprecate __version__
+                    warnings.simplefilter("ignore")
+                    version = getattr(module, "__version__", None)
                 if isinstance(version, str):
                     versions[name] = version
             self._versions = dict(sorted(versions.items()))
@@ -84,7 +86,15 @@ class BlockRunner:
                     "changed after Snakemake planned this job; run snakemake again so the "
                     "changed step gets new keys"
                 )
-        module = load_module(code_path)
+        try:
+            module = load_module(code_path)
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            raise RepliflowError(
+                f"repliflow: importing the code file {code_path} failed for condition "
+                f"'{self.condition}', replicates {self.spec['lo']}..{self.spec['hi'] - 1}: "
+                f"{type(exc).__name__}: {exc} (traceback in the job's log)"
+            ) from exc
         return [getattr(module, step.function) for step in self.steps]
 
     def run(self, progress=None) -> tuple[list[dict], list[StepError]]:
@@ -227,6 +237,8 @@ class BlockRunner:
             numpy.random.seed(ctx.step_seed)
         result = function(ctx, **params) if position == 0 else function(data, ctx, **params)
         if inspect.isawaitable(result):
+            import asyncio  # only async steps pay for it
+
             result = asyncio.run(_await(result))
         return result
 
