@@ -25,5 +25,9 @@ rule all:
         rules.report.output,
 
 
+onstart:
+    record_lock_owner()
+
+
 onerror:
     print(ON_ERROR_HINT)

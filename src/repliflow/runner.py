@@ -62,8 +62,9 @@ class _Versions:
 
 
 class BlockRunner:
-    def __init__(self, spec: dict, workdir: str | None = None):
+    def __init__(self, spec: dict, workdir: str | None = None, log_path: str | None = None):
         self.spec = spec
+        self.log_path = log_path
         self.workdir = workdir or os.getcwd()
         self.steps = [
             Step(s["name"], s["function"], s["position"], s["code_hash"], s["params"]) for s in spec["steps"]
@@ -77,7 +78,7 @@ class BlockRunner:
         self.functions = self._load_functions()
 
     def _load_functions(self) -> list:
-        code_path = resolve_code_path(self.spec["code"], self.workdir)
+        code_path = self.code_path = resolve_code_path(self.spec["code"], self.workdir)
         for step in self.steps:
             info = function_info(code_path, step.function, key=f"step {step.name}")
             if info.code_hash != step.code_hash:
@@ -176,7 +177,8 @@ class BlockRunner:
             except Exception as exc:
                 traceback.print_exc(file=sys.stderr)
                 raise StepError(
-                    f"{type(exc).__name__}: {exc}",
+                    f"{type(exc).__name__}: {exc} (in {step.function}() of {self.code_path}; "
+                    f"traceback in {self.log_path or 'the log'})",
                     condition=self.condition,
                     replicate=replicate,
                     step=step.name,
@@ -293,14 +295,14 @@ def main(argv: list[str] | None = None) -> int:
     saved_stderr = sys.stderr
     sys.stderr = log
     try:
-        return _run(spec, Path(args.manifest), log, saved_stderr)
+        return _run(spec, Path(args.manifest), log, saved_stderr, args.log)
     finally:
         sys.stderr = saved_stderr
         if log is not saved_stderr:
             log.close()
 
 
-def _run(spec: dict, manifest: Path, log, terminal) -> int:
+def _run(spec: dict, manifest: Path, log, terminal, log_path: str | None = None) -> int:
     block = (
         f"segment {spec['segment']} (steps {', '.join(s['name'] for s in spec['steps'][spec['start'] :])}), "
         f"replicates {spec['lo']}..{spec['hi'] - 1}"
@@ -308,7 +310,7 @@ def _run(spec: dict, manifest: Path, log, terminal) -> int:
     print(f"{_now()} start {block}", file=log, flush=True)
     clock = time.perf_counter()
     try:
-        runner = BlockRunner(spec)
+        runner = BlockRunner(spec, log_path=log_path)
     except RepliflowError as exc:
         print(str(exc), file=log)
         print(str(exc), file=terminal)

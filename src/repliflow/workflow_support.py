@@ -28,3 +28,59 @@ def fail(exc: Exception) -> None:
     message = "\n".join(textwrap.wrap(str(exc), width=100, break_on_hyphens=False))
     print(message, file=sys.stderr, flush=True)
     sys.exit(1)
+
+
+LOCK_OWNER = Path(".snakemake", "repliflow-lock-owner.json")
+
+
+def record_lock_owner() -> None:
+    """Called from ``onstart`` (the lock is held by now): who holds it."""
+    import json
+    import socket
+
+    LOCK_OWNER.parent.mkdir(exist_ok=True)
+    LOCK_OWNER.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+
+
+def _snakemake_running_here(cwd: Path) -> bool:
+    """Whether a live snakemake process on this host works in ``cwd``."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        if int(proc.name) == os.getpid():
+            continue
+        try:
+            if b"snakemake" in (proc / "cmdline").read_bytes() and (proc / "cwd").resolve() == cwd:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def release_stale_lock() -> str | None:
+    """Remove the lock a killed Snakemake left behind, so that
+    ``snakemake --rerun-incomplete`` alone finishes a killed run (DESIGN.md).
+
+    Only when the recorded lock holder ran on this host, is dead, and no live
+    snakemake process works in this directory; otherwise Snakemake's own lock
+    error stands. Returns a notice when a lock was removed.
+    """
+    import json
+    import socket
+
+    locks = Path(".snakemake", "locks")
+    if not Path("/proc").is_dir() or not locks.is_dir() or not any(locks.iterdir()):
+        return None
+    try:
+        owner = json.loads(LOCK_OWNER.read_text())
+    except (OSError, ValueError):
+        return None
+    if owner.get("host") != socket.gethostname() or Path("/proc", str(owner.get("pid"))).exists():
+        return None
+    if _snakemake_running_here(Path.cwd().resolve()):
+        return None
+    for lock in locks.iterdir():
+        lock.unlink(missing_ok=True)
+    LOCK_OWNER.unlink(missing_ok=True)
+    return (
+        f"repliflow: removed the lock left by snakemake process {owner['pid']}, which is gone "
+        "(killed or crashed); its incomplete jobs are redone with --rerun-incomplete"
+    )

@@ -8,9 +8,17 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from repliflow.config import validate_config
 from repliflow.errors import RepliflowError
 from repliflow.plan import build_plan
-from repliflow.workflow_support import describe_config_files, fail, prepare_job_environment
+from repliflow.workflow_support import (
+    describe_config_files,
+    fail,
+    prepare_job_environment,
+    record_lock_owner,
+    release_stale_lock,
+)
 
 prepare_job_environment(Path(workflow.basedir) / "src")
+if workflow.is_main_process and (notice := release_stale_lock()):
+    print(notice, file=sys.stderr)
 
 CONFIG_FILES = describe_config_files(workflow.configfiles)
 try:

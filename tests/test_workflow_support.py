@@ -1,0 +1,45 @@
+"""Stale-lock release: only a dead holder's lock on this host is removed."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from repliflow import workflow_support
+
+
+def _setup(tmp_path, monkeypatch, pid, host=None):
+    monkeypatch.chdir(tmp_path)
+    locks = tmp_path / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.output.lock").write_text("x")
+    owner = {"pid": pid, "host": host or socket.gethostname()}
+    (tmp_path / workflow_support.LOCK_OWNER).write_text(json.dumps(owner))
+    return locks
+
+
+def _dead_pid():
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_lock_of_a_dead_holder_is_released(tmp_path, monkeypatch):
+    locks = _setup(tmp_path, monkeypatch, _dead_pid())
+    notice = workflow_support.release_stale_lock()
+    assert notice and "removed the lock" in notice
+    assert list(locks.iterdir()) == []
+
+
+@pytest.mark.parametrize("case", ["alive", "other-host"])
+def test_live_or_foreign_locks_are_kept(tmp_path, monkeypatch, case):
+    import os
+
+    pid, host = (os.getpid(), None) if case == "alive" else (_dead_pid(), "another-host")
+    locks = _setup(tmp_path, monkeypatch, pid, host)
+    assert workflow_support.release_stale_lock() is None
+    assert len(list(locks.iterdir())) == 1
