@@ -25,6 +25,8 @@ def validate_config(config: dict, *, file: str | None = None, schema: Path | Non
         error = next((a for a in exc.args if isinstance(a, ValidationError)), None)
         if error is None and isinstance(exc, ValidationError):
             error = exc
+        if error is None and isinstance(exc.__context__, ValidationError):
+            error = exc.__context__  # snakemake 9 keeps only the text in args
         if error is None:
             raise ConfigError(str(exc), file=file) from None
         key = ".".join(str(part) for part in error.absolute_path) or "(top level)"

@@ -90,7 +90,10 @@ def check_verifier(spec: str, *, key: str, workdir: str | None = None) -> None:
     if spec in BUILTINS:
         return
     where, name = _split(spec, key)
-    path = resolve_code_path(where, workdir)
+    try:
+        path = resolve_code_path(where, workdir)
+    except ConfigError as exc:
+        raise ConfigError(f"verifier {spec!r}: {exc.message}", key=key) from None
     function_info(path, name, key=key)
 
 

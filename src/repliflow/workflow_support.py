@@ -25,7 +25,7 @@ def describe_config_files(files) -> str:
 
 def fail(exc: Exception) -> None:
     """End the Snakemake parse with one paragraph and no traceback."""
-    message = "\n".join(textwrap.wrap(str(exc), width=100, break_on_hyphens=False))
+    message = "\n".join(textwrap.wrap(str(exc), width=100, break_on_hyphens=False, break_long_words=False))
     print(message, file=sys.stderr, flush=True)
     sys.exit(1)
 

@@ -1,0 +1,438 @@
+"""Bad inputs end with one readable message naming the culprit, never a traceback.
+
+DESIGN.md: "A bad config, a missing function, a step that raises, or an output that
+cannot be stored ends with a message that names the file, key, condition, replicate
+and step concerned, and loses none of the outputs already made."
+
+Most cases are unit tests of ``validate_config`` + ``build_plan`` (the same two calls
+workflow/rules/common.smk makes); a handful go through real Snakemake.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import COUNTING_STEPS, Experiment, counting_config
+
+from repliflow.config import validate_config
+from repliflow.errors import ConfigError
+from repliflow.plan import build_plan
+
+CFG = "cfg.yaml"
+
+# Step functions with the signatures the parameter checks care about.
+EXTRA_STEPS = COUNTING_STEPS + textwrap.dedent(
+    """
+
+    def loose(data, ctx, **kwargs):
+        return data
+
+
+    def needs(data, ctx, *, k):
+        return data
+    """
+)
+
+CUSTOM_VERIFIER = textwrap.dedent(
+    """
+    def always_significant(baseline, treatment, *, alpha=0.05, tag="x"):
+        return {
+            "p_value": 0.001,
+            "significant": True,
+            "statistic": float(len(baseline) + len(treatment)),
+            "tag": tag,
+        }
+    """
+)
+
+
+@pytest.fixture
+def workdir(tmp_path) -> Path:
+    (tmp_path / "steps.py").write_text(EXTRA_STEPS)
+    return tmp_path
+
+
+def config_error(workdir: Path, **overrides) -> str:
+    """The message a config with ``overrides`` fails with, as common.smk shows it."""
+    config = counting_config(**overrides)
+    with pytest.raises(ConfigError) as info:
+        build_plan(validate_config(config, file=CFG), workdir=str(workdir))
+    exc = info.value
+    if exc.file is None:  # common.smk fills in the config file for planner errors
+        exc.file = CFG
+    message = str(exc)
+    assert_readable(message)
+    return message
+
+
+def assert_readable(message: str) -> None:
+    """One paragraph for a user: no traceback, no schema dump."""
+    assert message.startswith("repliflow: bad experiment config (")
+    assert f"config file {CFG}" in message
+    assert "Traceback" not in message
+    assert "Failed validating" not in message and "On instance" not in message, message
+    assert len(message) < 800, message
+
+
+def plans(workdir: Path, **overrides):
+    return build_plan(validate_config(counting_config(**overrides), file=CFG), workdir=str(workdir))
+
+
+# --- code and functions -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"datasource": {"function": "nope"}}, "datasource.function"),
+        ({"pipeline": [{"function": "nope"}, {"function": "metrics"}]}, "pipeline.0.function"),
+        ({"pipeline": [{"function": "scale"}, {"function": "nope", "name": "m"}]}, "pipeline.1.function"),
+    ],
+)
+def test_unknown_function_names_function_code_file_and_key(workdir, overrides, key):
+    message = config_error(workdir, **overrides)
+    assert f"key '{key}'" in message
+    assert "'nope'" in message
+    assert str(workdir / "steps.py") in message
+    assert "functions there: _record, loose, metrics, needs, scale, source" in message
+
+
+def test_missing_code_file(workdir):
+    message = config_error(workdir, code="missing_steps.py")
+    assert "key 'code'" in message
+    assert "'missing_steps.py'" in message
+    assert str(workdir / "missing_steps.py") in message
+
+
+def test_unknown_code_module(workdir):
+    message = config_error(workdir, code="no_such_pkg.steps")
+    assert "key 'code'" in message
+    assert "'no_such_pkg.steps'" in message
+
+
+def test_code_file_with_a_syntax_error(workdir):
+    (workdir / "broken.py").write_text("def source(ctx):\n    return [\n")
+    message = config_error(workdir, code="broken.py")
+    assert "key 'code'" in message
+    assert "broken.py" in message and "syntax error" in message
+
+
+# --- replicates ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [0, -3, "5", 2.5, True], ids=repr)
+def test_replicates_must_be_a_positive_int(workdir, value):
+    message = config_error(workdir, replicates=value)
+    assert "key 'replicates'" in message
+    assert repr(value) in message
+    assert "positive integer" in message
+
+
+@pytest.mark.parametrize("value", [0, -3, "5", 2.5, True], ids=repr)
+def test_planner_refuses_bad_replicates_even_without_the_schema(workdir, value):
+    with pytest.raises(ConfigError) as info:
+        build_plan(counting_config(replicates=value), workdir=str(workdir))
+    assert "key 'replicates'" in str(info.value) and repr(value) in str(info.value)
+
+
+# --- treatments and parameters ------------------------------------------------------
+
+
+def test_treatment_naming_an_unknown_step(workdir):
+    message = config_error(workdir, treatments={"fast": {"sclae": {"factor": 2.0}}})
+    assert "key 'treatments.fast.sclae'" in message
+    assert "treatment 'fast'" in message and "'sclae'" in message
+    assert "datasource, scale, metrics" in message
+
+
+@pytest.mark.parametrize(
+    ("treatment", "key", "step"),
+    [
+        ({"scale": {"factr": 2.0}}, "treatments.fast.scale", "scale"),
+        ({"datasource": {"size": 9}}, "treatments.fast.datasource", "datasource"),
+    ],
+)
+def test_treatment_param_the_function_does_not_accept(workdir, treatment, key, step):
+    message = config_error(workdir, treatments={"fast": treatment})
+    assert f"key '{key}'" in message
+    assert "condition 'fast'" in message and f"step '{step}'" in message
+    bad = next(iter(next(iter(treatment.values()))))
+    assert f"parameter '{bad}'" in message
+    assert str(workdir / "steps.py") in message
+
+
+def test_step_with_kwargs_accepts_any_param(workdir):
+    pipeline = [{"function": "loose", "params": {"anything": 1}}, {"function": "metrics"}]
+    plan = plans(workdir, pipeline=pipeline, treatments={"t": {"loose": {"whatever": [1, 2]}}})
+    assert plan.condition("t").steps[1].params == {"anything": 1, "whatever": [1, 2]}
+
+
+def test_baseline_param_the_function_does_not_accept(workdir):
+    pipeline = [{"function": "scale", "params": {"factr": 2.0}}, {"function": "metrics"}]
+    message = config_error(workdir, pipeline=pipeline, treatments={})
+    assert "key 'pipeline.0.params'" in message
+    assert "condition 'baseline'" in message and "step 'scale'" in message
+    assert "parameter 'factr'" in message and "accepts: factor" in message
+
+
+def test_baseline_datasource_param_the_function_does_not_accept(workdir):
+    message = config_error(workdir, datasource={"function": "source", "params": {"size": 3}})
+    assert "key 'datasource.params'" in message
+    assert "step 'datasource'" in message and "parameter 'size'" in message
+
+
+def test_required_keyword_only_param_missing(workdir):
+    pipeline = [{"function": "needs", "name": "prep"}, {"function": "metrics"}]
+    message = config_error(workdir, pipeline=pipeline, treatments={})
+    assert "key 'pipeline.0.params'" in message
+    assert "step 'prep'" in message and "needs()" in message
+    assert "parameter(s) k " in message and "no default" in message
+    # given, it plans
+    pipeline[0]["params"] = {"k": 1}
+    assert plans(workdir, pipeline=pipeline, treatments={}).condition("baseline").steps[1].params == {"k": 1}
+
+
+# --- verifiers --------------------------------------------------------------------------
+
+
+def hypothesis(verifier: str) -> list[dict]:
+    return [
+        {"name": "ok", "metric": "mean", "verifier": "welch_t"},
+        {"name": "custom", "metric": "mean", "verifier": verifier},
+    ]
+
+
+def test_unknown_verifier_name(workdir):
+    message = config_error(workdir, hypotheses=hypothesis("welch"))
+    assert "key 'hypotheses.1.verifier'" in message
+    assert "'welch'" in message and "welch_t, student_t, mann_whitney" in message
+
+
+def test_custom_verifier_file_missing(workdir):
+    message = config_error(workdir, hypotheses=hypothesis("my_tests.py:always_significant"))
+    assert "key 'hypotheses.1.verifier'" in message
+    assert "my_tests.py" in message
+    assert "key 'code'" not in message
+
+
+def test_custom_verifier_function_missing(workdir):
+    (workdir / "my_tests.py").write_text(CUSTOM_VERIFIER)
+    message = config_error(workdir, hypotheses=hypothesis("my_tests.py:sometimes_significant"))
+    assert "key 'hypotheses.1.verifier'" in message
+    assert "'sometimes_significant'" in message
+    assert str(workdir / "my_tests.py") in message and "always_significant" in message
+
+
+def test_custom_verifier_file_function_runs_end_to_end(tmp_path):
+    config = counting_config(
+        replicates=4,
+        hypotheses=[
+            {
+                "name": "custom",
+                "metric": "mean",
+                "verifier": "my_tests.py:always_significant",
+                "params": {"tag": "hello"},
+            }
+        ],
+    )
+    exp = Experiment(tmp_path, config)
+    (tmp_path / "my_tests.py").write_text(CUSTOM_VERIFIER)
+    exp.snakemake()
+    hypotheses = json.loads((exp.results / "hypotheses.json").read_text())["hypotheses"]
+    assert [(h["name"], h["metric"], h["verifier"]) for h in hypotheses] == [
+        ("custom", "mean", "my_tests.py:always_significant")
+    ]
+    result = hypotheses[0]["results"]["double"]
+    assert result["p_value"] == 0.001 and result["significant"] is True
+    assert result["statistic"] == 8.0 and result["tag"] == "hello"
+    assert hypotheses[0]["ranking"] == ["double"]
+
+
+# --- step names ------------------------------------------------------------------------
+
+
+def test_same_function_twice_without_a_name(workdir):
+    pipeline = [{"function": "scale"}, {"function": "scale"}, {"function": "metrics"}]
+    message = config_error(workdir, pipeline=pipeline, treatments={})
+    assert "key 'pipeline.1.name'" in message
+    assert "'scale' is used twice (pipeline.0 and pipeline.1)" in message
+
+
+def test_explicit_duplicate_step_names(workdir):
+    pipeline = [
+        {"function": "scale", "name": "s"},
+        {"function": "loose", "name": "t"},
+        {"function": "metrics", "name": "s"},
+    ]
+    message = config_error(workdir, pipeline=pipeline, treatments={})
+    assert "key 'pipeline.2.name'" in message
+    assert "'s' is used twice (pipeline.0 and pipeline.2)" in message
+
+
+def test_step_named_datasource_clashes_with_the_datasource(workdir):
+    pipeline = [{"function": "scale", "name": "datasource"}, {"function": "metrics"}]
+    message = config_error(workdir, pipeline=pipeline, treatments={})
+    assert "key 'pipeline.0.name'" in message and "'datasource' is used twice" in message
+
+
+# --- names that become paths -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "..", "/abs", ".hidden", "x..y"])
+def test_experiment_name_cannot_escape_results(workdir, name):
+    message = config_error(workdir, experiment=name)
+    assert "key 'experiment'" in message
+    assert repr(name) in message
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "..", "/abs", ".hidden", "x..y"])
+def test_planner_refuses_path_names_even_without_the_schema(workdir, name):
+    with pytest.raises(ConfigError) as info:
+        build_plan(counting_config(experiment=name), workdir=str(workdir))
+    assert "key 'experiment'" in str(info.value) and repr(name) in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        build_plan(counting_config(treatments={name: {"scale": {"factor": 2.0}}}), workdir=str(workdir))
+    assert f"key 'treatments.{name}'" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", "../t", "x..y"])
+def test_treatment_name_with_a_path(workdir, name):
+    message = config_error(workdir, treatments={name: {"scale": {"factor": 2.0}}})
+    assert "key 'treatments" in message
+    assert repr(name) in message
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", "../s", "x..y"])
+def test_step_name_with_a_path(workdir, name):
+    pipeline = [{"function": "scale", "name": name}, {"function": "metrics"}]
+    message = config_error(workdir, pipeline=pipeline, treatments={})
+    assert "key 'pipeline.0.name'" in message
+    assert repr(name) in message
+
+
+def test_baseline_is_not_a_treatment_name(workdir):
+    message = config_error(workdir, treatments={"baseline": {"scale": {"factor": 2.0}}})
+    assert "key 'treatments.baseline'" in message and "reserved" in message
+
+
+def test_unknown_top_level_key(workdir):
+    message = config_error(workdir, replicate=5)
+    assert "'replicate' was unexpected" in message
+    assert "key '(top level)'" in message
+
+
+# --- through real Snakemake --------------------------------------------------------------
+
+
+def flat(text: str) -> str:
+    """repliflow wraps parse errors at 100 columns; compare with whitespace collapsed."""
+    return " ".join(text.split())
+
+
+def failed_parse(tmp_path: Path, **overrides) -> str:
+    exp = Experiment(tmp_path / "exp", counting_config(**overrides))
+    result = exp.snakemake(check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Traceback" not in output, output
+    assert not (exp.root / "results").exists()
+    stderr = flat(result.stderr)
+    assert f"config file {exp.root / 'config.yaml'}" in stderr, result.stderr
+    return stderr
+
+
+def test_snakemake_unknown_function(tmp_path):
+    stderr = failed_parse(tmp_path, pipeline=[{"function": "scael"}, {"function": "metrics"}])
+    assert "key 'pipeline.0.function'" in stderr
+    assert "'scael'" in stderr and str(tmp_path / "exp" / "steps.py") in stderr
+
+
+def test_snakemake_missing_code_file(tmp_path):
+    stderr = failed_parse(tmp_path, code="stpes.py")
+    assert "key 'code'" in stderr and "'stpes.py'" in stderr
+
+
+def test_snakemake_unknown_treatment_param(tmp_path):
+    stderr = failed_parse(tmp_path, treatments={"double": {"scale": {"factr": 2.0}}})
+    assert "key 'treatments.double.scale'" in stderr
+    assert "condition 'double'" in stderr and "step 'scale'" in stderr and "'factr'" in stderr
+
+
+@pytest.mark.parametrize("value", [0, "5"], ids=repr)
+def test_snakemake_bad_replicates(tmp_path, value):
+    stderr = failed_parse(tmp_path, replicates=value)
+    assert "key 'replicates'" in stderr and repr(value) in stderr
+    assert "Failed validating" not in stderr
+
+
+def test_snakemake_experiment_name_escaping_results(tmp_path):
+    stderr = failed_parse(tmp_path, experiment="../evil")
+    assert "key 'experiment'" in stderr and "'../evil'" in stderr
+    assert "Failed validating" not in stderr
+    assert not (tmp_path / "evil").exists()
+
+
+# Fix: src/repliflow/workflow_support.py fail. textwrap.wrap(width=100) breaks words
+# longer than 100 characters (break_long_words=True by default), so a long config or code
+# path is printed split over two lines; pass break_long_words=False.
+def test_snakemake_message_keeps_a_long_path_whole(tmp_path):
+    deep = tmp_path / ("a_rather_long_directory_name_" * 4)
+    exp = Experiment(deep, counting_config(pipeline=[{"function": "scael"}, {"function": "metrics"}]))
+    result = exp.snakemake(check=False)
+    assert result.returncode != 0
+    assert str(deep / "config.yaml") in result.stderr.replace("\n", " ")
+
+
+# --- a step that raises ------------------------------------------------------------------
+
+
+def stored(results: Path) -> set[tuple[str, str, int]]:
+    found = set()
+    for path in (results / "store").glob("*/*.meta.json"):
+        sidecar = json.loads(path.read_text())
+        found.add((sidecar["step"], sidecar["condition"], sidecar["replicate"]))
+    return found
+
+
+def test_step_that_raises_names_it_keeps_the_rest_and_reruns_only_its_chain(tmp_path):
+    # Blocks of 3: the failing replicate 2 shares its job with replicates 0 and 1.
+    exp = Experiment(tmp_path, counting_config(batch={"replicates_per_job": 3}))
+    result = exp.snakemake("--keep-going", check=False, env={"REPLIFLOW_TEST_FAIL": "double:2"})
+    assert result.returncode != 0
+    stderr = result.stderr
+    assert (
+        "repliflow: step 'scale' failed for condition 'double', replicate 2: "
+        "RuntimeError: injected failure" in stderr
+    ), stderr[-3000:]
+    assert "Traceback" not in result.stdout + stderr  # the traceback goes to the job's log
+
+    logs = list((exp.results / "logs" / "blocks").glob("*/*.log"))
+    failed_logs = [log for log in logs if "injected failure" in log.read_text()]
+    assert len(failed_logs) == 1
+    log = failed_logs[0].read_text()
+    assert "Traceback (most recent call last)" in log
+    assert 'raise RuntimeError("injected failure")' in log
+    assert str(failed_logs[0].relative_to(tmp_path)) in flat(stderr)  # the message points at it
+
+    everything = {
+        (step, condition, r)
+        for step, condition in [
+            ("scale", "baseline"),
+            ("metrics", "baseline"),
+            ("scale", "double"),
+            ("metrics", "double"),
+        ]
+        for r in range(5)
+    } | {("datasource", "baseline", r) for r in range(5)}
+    failed_chain = {("scale", "double", 2), ("metrics", "double", 2)}
+    assert stored(exp.results) == everything - failed_chain
+    assert not (exp.results / "metrics.csv").exists()
+
+    exp.reset_calls()
+    exp.snakemake()
+    assert sorted(exp.calls()) == ["metrics,double,2", "scale,double,2"]
+    assert stored(exp.results) == everything
+    assert (exp.results / "hypotheses.json").exists()
