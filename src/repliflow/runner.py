@@ -226,7 +226,8 @@ class BlockRunner:
                 "host": self.host,
             }
             storage.atomic_write(
-                storage.sidecar_path(self.store, key), json.dumps(sidecar, indent=1, allow_nan=True).encode()
+                storage.sidecar_path(self.store, key),
+                json.dumps(sidecar, separators=(",", ":"), allow_nan=True).encode(),
             )
             sidecars[position] = sidecar
             upstream = {"key": key, "sha256": encoded.sha256}

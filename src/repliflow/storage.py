@@ -19,7 +19,6 @@ import math
 import os
 import pickle
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,19 +53,43 @@ def output_path(store: str | Path, key: str, fmt: str) -> Path:
     return key_dir(store, key) / f"{key}.{EXTENSIONS[fmt]}"
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+_made_dirs: set[str] = set()
+
+
+def atomic_write(path: Path | str, data: bytes) -> None:
     """Write via a temp file in the same directory and rename: readers and a
-    crash mid-write never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    crash mid-write never see a partial file.
+
+    The temp name is unique per process and target (no random names: this is
+    on the path of every replicate x step, and file creation dominates there).
+    """
+    path = os.fspath(path)
+    parent = os.path.dirname(path) or "."
+    if parent not in _made_dirs:
+        os.makedirs(parent, exist_ok=True)
+        _made_dirs.add(parent)
+    tmp = f"{parent}/.{os.path.basename(path)}.{os.getpid()}.tmp"
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except FileNotFoundError:  # the directory went away since we made it
+            os.makedirs(parent, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _jsonable(value: Any) -> Any:
