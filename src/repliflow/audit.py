@@ -1,112 +1,392 @@
 """Check a results directory against its recorded provenance, from the files alone.
 
-For every output that ``provenance.json`` lists: the file exists and its
-sha256 matches; its sidecar exists, records the same sha256, and its recipe
-(function, code hash, params, seed, upstream key) hashes to the output's key;
-the upstream sha256 it recorded matches the upstream's output. The tables
-(``metrics.csv``, ``hypotheses.json``) must match their recorded sha256 too.
+For every output ``provenance.json`` lists, ``audit`` reports, each with its
+path and a ``kind``:
+
+- ``missing``: the output file is gone;
+- ``tampered``: its sha256 no longer matches the record (a flipped byte, a
+  truncated file); ``swapped`` when its bytes are those of another recorded
+  output (a valid file from another replicate or step);
+- ``sidecar-missing`` / ``sidecar-invalid``: no readable sidecar;
+- ``sidecar-edited``: the sidecar disagrees with its key or the record: its
+  recipe (function, code hash, params, seed, input key) no longer hashes to
+  the output's key, or its sha256, key, file, position or seed differ;
+- ``broken-chain``: the input sha256 a sidecar recorded is not the sha256
+  recorded for that input (the input was replaced after this output was made);
+- ``stale``: the step's code hash differs from the current code (the step
+  changed since), or the output was made from a stale input;
+- ``code-missing``: the code file or a step function cannot be found, so
+  staleness cannot be checked (``check_code=False`` skips it);
+- ``unsafe-path``: an entry names a path other than the one its key dictates
+  (nothing outside ``store/`` is ever opened);
+- ``table``: ``metrics.csv`` or ``hypotheses.json`` differs from its record;
+- ``provenance``: ``provenance.json`` is missing, malformed or of another
+  schema version.
+
+Outputs are hashed in parallel worker processes, streaming each file; only
+sidecars (small JSON) are read whole. Nothing is ever unpickled.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from repliflow import hashing
+from repliflow.errors import ConfigError
+from repliflow.layout import LayoutError, output_paths, read_provenance
+
+AUDIT_SCHEMA = "repliflow.audit/1"
+TABLES = ("metrics.csv", "hypotheses.json")
+CHUNK = 1000  # outputs per worker task
+PARALLEL_FROM = 2000  # fewer outputs are checked in this process
 
 
 @dataclass(frozen=True)
 class Problem:
     path: str
     problem: str
+    kind: str = "tampered"
+    key: str | None = None
 
 
 @dataclass
 class AuditResult:
     checked: int
     problems: list[Problem]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def to_json(self) -> dict:
-        return {"ok": self.ok, "checked": self.checked, "problems": [asdict(p) for p in self.problems]}
+        return {
+            "schema": AUDIT_SCHEMA,
+            "ok": self.ok,
+            "checked": self.checked,
+            "problems": [asdict(p) for p in self.problems],
+            "notes": self.notes,
+        }
 
 
-def _sha_or_none(path: Path) -> str | None:
+class _Seen(NamedTuple):
+    """What one worker learned about one output (a tuple: cheap to send back)."""
+
+    key: str
+    actual: str | None  # the file's sha256, None when missing
+    size: int | None
+    sidecar_ok: bool
+    recorded_bytes: int | None = None
+    function: str | None = None
+    code_hash: str | None = None
+    upstream: tuple[str, str] | None = None  # (key, sha256) the sidecar recorded as input
+    problems: tuple[Problem, ...] = ()
+
+
+# The fields of a provenance entry a worker needs: sent as tuples, not dicts.
+_SENT = ("key", "path", "sidecar", "sha256", "position", "seed")
+
+
+def _sha256_file(path: str | Path) -> tuple[str, int]:
+    """sha256 and size of a file, read in 1 MiB chunks (never whole)."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb", buffering=0) as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _read_sidecar(path: str) -> dict:
     try:
-        return hashing.sha256_file(str(path))
+        with open(path, "rb") as handle:
+            value = json.load(handle)
     except FileNotFoundError:
-        return None
+        raise
+    except (OSError, ValueError) as exc:
+        raise LayoutError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise LayoutError(f"{path} does not hold a JSON object")
+    return value
 
 
-def _check_output(results: Path, output: dict) -> list[Problem]:
-    path, sidecar_path = results / output["path"], results / output["sidecar"]
-    actual = _sha_or_none(path)
-    if actual is None:
-        return [Problem(str(path), "missing output")]
-    problems = []
-    if actual != output["sha256"]:
-        problems.append(Problem(str(path), f"sha256 {actual} differs from the recorded {output['sha256']}"))
+def _check_one(results: str, entry: dict, base_seed) -> _Seen:
+    key = entry["key"]
+    path, sidecar_path = f"{results}/{entry['path']}", f"{results}/{entry['sidecar']}"
     try:
-        sidecar = json.loads(sidecar_path.read_text())
+        actual, size = _sha256_file(path)
     except FileNotFoundError:
-        return [*problems, Problem(str(sidecar_path), "missing sidecar")]
-    except ValueError as exc:
-        return [*problems, Problem(str(sidecar_path), f"sidecar is not valid JSON: {exc}")]
-    if sidecar.get("output", {}).get("sha256") != output["sha256"]:
-        problems.append(Problem(str(sidecar_path), "sidecar records another sha256 than provenance.json"))
-    upstream = sidecar.get("upstream") or {}
-    try:
-        key = hashing.recipe_key(
-            sidecar["function"], sidecar["code_hash"], sidecar["params"], sidecar["seed"], upstream.get("key")
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        return [*problems, Problem(str(sidecar_path), f"sidecar recipe is incomplete: {exc}")]
-    if key != output["key"]:
-        problems.append(
-            Problem(str(sidecar_path), f"recipe in the sidecar hashes to {key}, not to the output's key")
-        )
-    return problems
-
-
-def audit(results_dir: str | Path, workers: int = 8) -> AuditResult:
-    results = Path(results_dir)
-    provenance_path = results / "provenance.json"
-    try:
-        provenance = json.loads(provenance_path.read_text())
-    except FileNotFoundError:
-        return AuditResult(0, [Problem(str(provenance_path), "missing: run the workflow first")])
-    except ValueError as exc:
-        return AuditResult(0, [Problem(str(provenance_path), f"not valid JSON: {exc}")])
-    outputs = provenance.get("outputs", [])
+        actual, size = None, None
+    except OSError as exc:
+        problem = Problem(path, f"cannot be read: {exc}", "missing", key)
+        return _Seen(key, None, None, False, problems=(problem,))
     problems: list[Problem] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for found in pool.map(lambda o: _check_output(results, o), outputs, chunksize=64):
-            problems.extend(found)
-    by_key = {o["key"]: o for o in outputs}
-    for output in outputs:
-        sidecar_path = results / output["sidecar"]
+    if actual is None:
+        problems.append(Problem(path, "missing output", "missing", key))
+    try:
+        sidecar = _read_sidecar(sidecar_path)
+    except FileNotFoundError:
+        problem = Problem(sidecar_path, "missing sidecar", "sidecar-missing", key)
+        return _Seen(key, actual, size, False, problems=(*problems, problem))
+    except LayoutError as exc:
+        problem = Problem(sidecar_path, str(exc), "sidecar-invalid", key)
+        return _Seen(key, actual, size, False, problems=(*problems, problem))
+    try:
+        output = sidecar["output"]
+        upstream = sidecar.get("upstream")
+        recipe = hashing.recipe_key(
+            sidecar["function"],
+            sidecar["code_hash"],
+            sidecar["params"],
+            sidecar["seed"],
+            upstream["key"] if upstream else None,
+        )
+        recorded_sha, recorded_bytes = output["sha256"], output.get("bytes")
+        upstream_pair = (upstream["key"], upstream["sha256"]) if upstream else None
+    except (KeyError, TypeError, ValueError) as exc:
+        text = f"sidecar is incomplete: {type(exc).__name__}: {exc}"
+        problems.append(Problem(sidecar_path, text, "sidecar-invalid", key))
+        return _Seen(key, actual, size, False, problems=tuple(problems))
+
+    def edited(text: str) -> None:
+        problems.append(Problem(sidecar_path, text, "sidecar-edited", key))
+
+    if recipe != key:
+        edited(
+            f"the recipe in the sidecar (function, code hash, params, seed, input key) hashes to "
+            f"{recipe}, not to its key {key}: it was edited after the output was made"
+        )
+    if sidecar.get("key") != key:
+        edited(f"the sidecar names key {sidecar.get('key')!r}, not {key}")
+    if recorded_sha != entry["sha256"]:
+        edited(f"the sidecar records sha256 {recorded_sha}, provenance.json {entry['sha256']}")
+    name = entry["path"].rsplit("/", 1)[-1]
+    if output.get("file") != name:
+        edited(f"the sidecar names the file {output.get('file')!r}, not {name}")
+    if sidecar.get("position") != entry.get("position"):
+        edited(
+            f"the sidecar says position {sidecar.get('position')!r}, "
+            f"provenance.json {entry.get('position')!r}"
+        )
+    if sidecar["seed"] != entry.get("seed"):
+        edited(f"the sidecar says seed {sidecar['seed']!r}, provenance.json {entry.get('seed')!r}")
+    replicate = sidecar.get("replicate")
+    if isinstance(base_seed, int) and (
+        not isinstance(replicate, int) or hashing.replicate_seed(base_seed, replicate) != sidecar["seed"]
+    ):
+        edited(f"the sidecar's replicate {replicate!r} does not have its seed {sidecar['seed']!r}")
+    return _Seen(
+        key,
+        actual,
+        size,
+        True,
+        recorded_bytes,
+        sidecar["function"],
+        sidecar["code_hash"],
+        upstream_pair,
+        tuple(problems),
+    )
+
+
+def _check_chunk(task: tuple[str, list[tuple], object]) -> list[_Seen]:
+    results, rows, base_seed = task
+    return [_check_one(results, dict(zip(_SENT, row, strict=True)), base_seed) for row in rows]
+
+
+def _check_all(results: Path, entries: list[dict], base_seed, workers: int) -> list[_Seen]:
+    rows = [tuple(entry.get(name) for name in _SENT) for entry in entries]
+    if workers <= 1 or len(rows) < PARALLEL_FROM:
+        return _check_chunk((str(results), rows, base_seed))
+    chunks = [(str(results), rows[i : i + CHUNK], base_seed) for i in range(0, len(rows), CHUNK)]
+    with ProcessPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
+        return [seen for part in pool.map(_check_chunk, chunks) for seen in part]
+
+
+class _CurrentCode:
+    """Code hashes of the step functions as the code file holds them now."""
+
+    def __init__(self, provenance: dict, workdir: Path):
+        from repliflow.stepcode import resolve_code_path
+
+        self.source = str((provenance.get("code") or {}).get("source") or "")
+        self.error: str | None = None
+        self.path: Path | None = None
+        self._hashes: dict[str, str | None] = {}
         try:
-            upstream = json.loads(sidecar_path.read_text()).get("upstream")
-        except (FileNotFoundError, ValueError):
-            continue  # reported above
-        if upstream and upstream["key"] in by_key and by_key[upstream["key"]]["sha256"] != upstream["sha256"]:
-            problems.append(
-                Problem(
-                    str(sidecar_path),
-                    f"input {upstream['key']} was recorded with another sha256 (broken chain)",
-                )
+            self.path = resolve_code_path(self.source, str(workdir))
+        except ConfigError as exc:
+            self.error = exc.message
+
+    def hash(self, function: str) -> str | None:
+        """The current code hash of ``function``; None when it no longer exists."""
+        from repliflow.stepcode import function_info
+
+        if function not in self._hashes:
+            try:
+                self._hashes[function] = function_info(self.path, function, key="code").code_hash
+            except ConfigError:
+                self._hashes[function] = None
+        return self._hashes[function]
+
+
+def _default_workdir(results: Path) -> Path:
+    """results/<experiment> lives in the working directory the code path is relative to."""
+    absolute = results.resolve()
+    return absolute.parent.parent if absolute.parent.name == "results" else Path.cwd()
+
+
+def audit(
+    results_dir: str | Path,
+    workers: int | None = None,
+    *,
+    workdir: str | Path | None = None,
+    check_code: bool = True,
+) -> AuditResult:
+    """Audit ``results/<experiment>``; see the module docstring for what is checked."""
+    results = Path(results_dir)
+    try:
+        provenance = read_provenance(results)
+    except LayoutError as exc:
+        return AuditResult(0, [Problem(str(results / "provenance.json"), str(exc), "provenance")])
+    problems: list[Problem] = []
+    entries: dict[str, dict] = {}
+    for index, entry in enumerate(provenance["outputs"]):
+        try:
+            output_paths(entry)
+        except LayoutError as exc:
+            text = f"outputs[{index}] is not checked: {exc}"
+            problems.append(Problem(str(results / "provenance.json"), text, "unsafe-path"))
+            continue
+        entries.setdefault(entry["key"], entry)
+    base_seed = (provenance.get("seeds") or {}).get("base")
+    seen = {
+        s.key: s for s in _check_all(results, list(entries.values()), base_seed, workers or os.cpu_count())
+    }
+    _integrity(results, entries, seen, problems)
+    _chains(results, entries, seen, problems)
+    notes: list[str] = []
+    if check_code:
+        _staleness(
+            results,
+            provenance,
+            entries,
+            seen,
+            Path(workdir) if workdir else _default_workdir(results),
+            problems,
+            notes,
+        )
+    _tables(results, provenance, problems)
+    return AuditResult(len(entries), problems, notes)
+
+
+def _integrity(results: Path, entries: dict[str, dict], seen: dict[str, _Seen], problems: list[Problem]):
+    by_sha: dict[str, str] = {}
+    for key, entry in entries.items():
+        by_sha.setdefault(entry["sha256"], key)
+    for key, entry in entries.items():
+        found = seen[key]
+        problems.extend(found.problems)
+        if found.actual is None or found.actual == entry["sha256"]:
+            continue
+        text = f"sha256 {found.actual} differs from the recorded {entry['sha256']}"
+        if found.recorded_bytes is not None and found.size != found.recorded_bytes:
+            cut = " (truncated)" if found.size < found.recorded_bytes else ""
+            text += f"; {found.size} bytes, {found.recorded_bytes} recorded{cut}"
+        other = by_sha.get(found.actual)
+        if other is not None and other != key:
+            o = entries[other]
+            text += (
+                f"; it holds the content of {results / o['path']} (step {o.get('step')}, replicate "
+                f"{o.get('replicate')}, {', '.join(o.get('conditions') or [])}): swapped or copied"
             )
-    for name, recorded in (provenance.get("results") or {}).items():
-        actual = _sha_or_none(results / name)
-        if actual is None:
-            problems.append(Problem(str(results / name), "missing"))
-        elif actual != recorded:
+            problems.append(Problem(str(results / entry["path"]), text, "swapped", key))
+        else:
             problems.append(
-                Problem(str(results / name), f"sha256 {actual} differs from the recorded {recorded}")
+                Problem(str(results / entry["path"]), text + ": tampered or corrupted", "tampered", key)
             )
-    return AuditResult(len(outputs), problems)
+
+
+def _chains(results: Path, entries: dict[str, dict], seen: dict[str, _Seen], problems: list[Problem]):
+    for key, entry in entries.items():
+        upstream = seen[key].upstream
+        if upstream is None:
+            continue
+        up_key, up_sha = upstream
+        sidecar = str(results / entry["sidecar"])
+        recorded = entries.get(up_key)
+        if recorded is None:
+            text = f"its input {up_key} is not among the outputs provenance.json records (broken chain)"
+            problems.append(Problem(sidecar, text, "broken-chain", key))
+        elif recorded["sha256"] != up_sha:
+            text = (
+                f"its input {results / recorded['path']} was recorded with sha256 {up_sha} when this "
+                f"output was made, but is recorded as {recorded['sha256']} now (broken chain)"
+            )
+            problems.append(Problem(sidecar, text, "broken-chain", key))
+
+
+def _staleness(results, provenance, entries, seen, workdir: Path, problems: list[Problem], notes: list[str]):
+    code = _CurrentCode(provenance, workdir)
+    if code.error:
+        text = f"{code.error}; cannot tell which outputs are stale (audit --no-code checks integrity only)"
+        problems.append(Problem(code.source or "code", text, "code-missing"))
+        return
+    stale: dict[str, str] = {}  # key -> why
+    missing_functions: set[str] = set()
+
+    def why_stale(key: str) -> str | None:
+        if key in stale:
+            return stale[key]
+        found = seen.get(key)
+        if found is None or found.function is None:
+            return None
+        current = code.hash(found.function)
+        reason = None
+        if current is None:
+            missing_functions.add(found.function)
+            reason = f"its step function {found.function}() is no longer in {code.path}"
+        elif current != found.code_hash:
+            reason = (
+                f"the code of {found.function}() changed since it was made "
+                f"(recorded code hash {found.code_hash}, current {current})"
+            )
+        elif found.upstream is not None and why_stale(found.upstream[0]) is not None:
+            reason = f"it was made from a stale input, {results / entries[found.upstream[0]]['path']}"
+        if reason is not None:
+            stale[key] = reason
+        return reason
+
+    for key, entry in entries.items():
+        reason = why_stale(key)
+        if reason is not None:
+            problems.append(Problem(str(results / entry["path"]), f"stale: {reason}", "stale", key))
+    recorded = (provenance.get("code") or {}).get("sha256")
+    if not stale and recorded and hashing.sha256_file(str(code.path)) != recorded:
+        notes.append(
+            f"{code.path} changed since the run, but no step function did: helpers, constants or "
+            "imports the steps use may have (the code hash covers each step's own def only)"
+        )
+
+
+def _tables(results: Path, provenance: dict, problems: list[Problem]) -> None:
+    recorded_tables = provenance.get("results") or {}
+    for name, recorded in recorded_tables.items():
+        if name not in TABLES:
+            text = f"results lists {name!r}, which is not one of {', '.join(TABLES)}; not checked"
+            problems.append(Problem(str(results / "provenance.json"), text, "unsafe-path"))
+            continue
+        path = str(results / name)
+        try:
+            actual, _ = _sha256_file(path)
+        except FileNotFoundError:
+            problems.append(Problem(path, "missing", "table"))
+            continue
+        if actual != recorded:
+            problems.append(Problem(path, f"sha256 {actual} differs from the recorded {recorded}", "table"))

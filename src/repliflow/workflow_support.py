@@ -42,7 +42,7 @@ def record_lock_owner() -> None:
     LOCK_OWNER.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
 
 
-def _snakemake_running_here(cwd: Path) -> bool:
+def snakemake_running_here(cwd: Path) -> bool:
     """Whether a live snakemake process on this host works in ``cwd``."""
     for proc in Path("/proc").glob("[0-9]*"):
         if int(proc.name) == os.getpid():
@@ -75,7 +75,7 @@ def release_stale_lock() -> str | None:
         return None
     if owner.get("host") != socket.gethostname() or Path("/proc", str(owner.get("pid"))).exists():
         return None
-    if _snakemake_running_here(Path.cwd().resolve()):
+    if snakemake_running_here(Path.cwd().resolve()):
         return None
     for lock in locks.iterdir():
         lock.unlink(missing_ok=True)
