@@ -16,6 +16,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/steps.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/view.smk"
 
 
 rule all:
@@ -23,6 +24,7 @@ rule all:
     input:
         rules.aggregate.output,
         rules.report.output,
+        rules.view.output,
 
 
 onstart:

@@ -1,0 +1,138 @@
+"""The readable view: browse outputs by condition and replicate.
+
+Storage stays hashed and shared (``store/<kk>/<key>.<ext>``); the view adds,
+for every output ``provenance.json`` lists and every condition using it::
+
+    results/<experiment>/runs/<condition>/rep-<r>/<step>            -> the output
+    results/<experiment>/runs/<condition>/rep-<r>/<step>.meta.json  -> its sidecar
+
+as relative symlinks (the tree can be moved or copied with ``cp -a``), and
+``runs/index.csv`` with one row per link: condition, replicate, step,
+position, key, output, sidecar, sha256 (paths relative to results/<experiment>).
+Where the file system has no symlinks, only ``index.csv`` is written.
+
+The view is rebuilt whole in a temporary directory and swapped in, so it
+never shows links of an older config. Names and paths come from
+``provenance.json`` and are checked before use: nothing is created outside
+``runs/``, and nothing links outside ``store/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from repliflow.errors import RepliflowError
+from repliflow.layout import SIDECAR_SUFFIX, LayoutError, is_safe_name, output_paths, read_provenance
+
+INDEX_COLUMNS = ["condition", "replicate", "step", "position", "key", "output", "sidecar", "sha256"]
+
+
+@dataclass(frozen=True)
+class ViewResult:
+    rows: int
+    links: bool  # False where the file system refused symlinks
+
+
+def _rows(provenance: dict) -> list[list]:
+    rows = []
+    for index, entry in enumerate(provenance["outputs"]):
+        where = f"provenance.json outputs[{index}]"
+        try:
+            path, sidecar = output_paths(entry)
+        except LayoutError as exc:
+            raise LayoutError(f"repliflow: {where}: {exc}") from None
+        step, replicate = entry.get("step"), entry.get("replicate")
+        if not is_safe_name(step):
+            raise LayoutError(f"repliflow: {where}: step name {step!r} cannot be a file name")
+        if isinstance(replicate, bool) or not isinstance(replicate, int) or replicate < 0:
+            raise LayoutError(f"repliflow: {where}: replicate {replicate!r} is not a replicate number")
+        for condition in entry.get("conditions") or []:
+            if not is_safe_name(condition):
+                raise LayoutError(f"repliflow: {where}: condition {condition!r} cannot be a directory name")
+            rows.append(
+                [
+                    condition,
+                    replicate,
+                    step,
+                    entry.get("position"),
+                    entry["key"],
+                    path,
+                    sidecar,
+                    entry.get("sha256"),
+                ]
+            )
+    rows.sort(key=lambda row: (row[0], row[1], row[3] if isinstance(row[3], int) else -1))
+    return rows
+
+
+def _link(target_in_results: str, link: Path, depth: int) -> None:
+    """``link`` -> ``target_in_results``, relative: ``depth`` levels below results/<experiment>."""
+    os.symlink(os.path.join(*[".."] * depth, target_in_results), link)
+
+
+def build_view(results_dir: str | Path) -> ViewResult:
+    """(Re)build ``runs/`` under ``results/<experiment>`` from its provenance.json."""
+    results = Path(results_dir)
+    rows = _rows(read_provenance(results))
+    runs = results / "runs"
+    staging = results / f".runs.{os.getpid()}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    links = True
+    made: set[Path] = set()
+    for condition, replicate, step, _, _, path, sidecar, _ in rows:
+        if not links:
+            break
+        folder = staging / condition / f"rep-{replicate}"
+        if folder not in made:
+            folder.mkdir(parents=True, exist_ok=True)
+            made.add(folder)
+        try:
+            _link(path, folder / step, 3)
+            _link(sidecar, folder / f"{step}{SIDECAR_SUFFIX}", 3)
+        except FileExistsError:
+            raise LayoutError(
+                f"repliflow: provenance.json lists step {step!r} twice for condition {condition!r}, "
+                f"replicate {replicate}"
+            ) from None
+        except OSError:  # no symlinks here (some Windows and network file systems)
+            links = False
+    if not links:
+        shutil.rmtree(staging)
+        staging.mkdir()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(INDEX_COLUMNS)
+    writer.writerows(rows)
+    (staging / "index.csv").write_text(buffer.getvalue())
+    _swap(staging, runs)
+    return ViewResult(len(rows), links)
+
+
+def _swap(staging: Path, runs: Path) -> None:
+    old = runs.with_name(f".runs.{os.getpid()}.old")
+    if runs.is_symlink() or runs.is_file():
+        runs.unlink()
+    elif runs.exists():
+        runs.rename(old)
+    staging.rename(runs)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def run_from_snakemake(smk) -> None:
+    with open(smk.log[0], "w") as log:
+        try:
+            results = Path(smk.input.provenance).parent
+            result = build_view(results)
+            how = "symlinks and index.csv" if result.links else "index.csv only (no symlinks here)"
+            print(f"view of {result.rows} outputs in {results / 'runs'}: {how}", file=log)
+        except RepliflowError as exc:
+            print(str(exc), file=log)
+            print(str(exc), file=sys.stderr)
+            sys.exit(1)

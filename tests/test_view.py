@@ -1,0 +1,113 @@
+"""The readable view: runs/<condition>/rep-<r>/<step> links into the store."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+
+import pytest
+from conftest import Experiment, counting_config
+
+from repliflow import view
+from repliflow.layout import LayoutError
+from repliflow.view import build_view
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    experiment = Experiment(tmp_path_factory.mktemp("view"), counting_config())
+    experiment.snakemake()
+    return experiment
+
+
+@pytest.fixture
+def results(finished, tmp_path):
+    copy = tmp_path / "results" / "exp"
+    shutil.copytree(finished.results, copy, symlinks=True)
+    return copy
+
+
+def _provenance(results) -> dict:
+    return json.loads((results / "provenance.json").read_text())
+
+
+def test_the_workflow_builds_relative_links_for_every_condition_and_replicate(finished):
+    results = finished.results
+    provenance = _provenance(results)
+    expected = 0
+    for output in provenance["outputs"]:
+        for condition in output["conditions"]:
+            expected += 1
+            link = results / "runs" / condition / f"rep-{output['replicate']}" / output["step"]
+            assert link.is_symlink() and not os.path.isabs(os.readlink(link))
+            assert link.resolve() == (results / output["path"]).resolve()
+            sidecar = link.with_name(f"{output['step']}.meta.json")
+            assert json.loads(sidecar.read_text())["key"] == output["key"]
+    rows = list(csv.DictReader((results / "runs" / "index.csv").open()))
+    assert len(rows) == expected == 5 * 3 * 2
+    assert rows[0].keys() == set(view.INDEX_COLUMNS)
+    assert {(r["condition"], r["replicate"], r["step"]) for r in rows} == {
+        (c, str(r), s)
+        for c in ["baseline", "double"]
+        for r in range(5)
+        for s in ["datasource", "scale", "metrics"]
+    }
+
+
+def test_the_view_survives_moving_the_results(results):
+    """Relative links: the copied tree's links point into the copy's store."""
+    link = results / "runs" / "double" / "rep-2" / "metrics"
+    assert link.resolve().is_relative_to(results.resolve())
+    assert json.loads(link.read_text()).keys() == {"mean", "spread"}
+
+
+def test_a_rebuild_drops_links_of_conditions_gone_from_provenance(results):
+    provenance = _provenance(results)
+    provenance["outputs"] = [o for o in provenance["outputs"] if o["conditions"] != ["double"]]
+    for output in provenance["outputs"]:
+        output["conditions"] = ["baseline"]
+    (results / "provenance.json").write_text(json.dumps(provenance))
+    result = build_view(results)
+    assert result.links and result.rows == 15
+    assert sorted(p.name for p in (results / "runs").iterdir()) == ["baseline", "index.csv"]
+    assert not [p for p in results.iterdir() if p.name.startswith(".runs")]
+
+
+def test_without_symlinks_only_the_index_is_written(results, monkeypatch):
+    shutil.rmtree(results / "runs")
+
+    def refuse(*args, **kwargs):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(view.os, "symlink", refuse)
+    result = build_view(results)
+    assert not result.links
+    assert [p.name for p in (results / "runs").iterdir()] == ["index.csv"]
+    rows = list(csv.DictReader((results / "runs" / "index.csv").open()))
+    assert len(rows) == 30 and rows[0]["output"].startswith("store/")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("conditions", ["../../../escaped"]),
+        ("conditions", ["/tmp/escaped"]),
+        ("step", "../../escaped"),
+        ("step", "a/b"),
+        ("replicate", -1),
+        ("replicate", "0/../../x"),
+        ("path", "../../../etc/passwd"),
+        ("sidecar", "store/../../../etc/passwd"),
+    ],
+)
+def test_names_from_provenance_cannot_escape_runs(results, tmp_path, field, value):
+    provenance = _provenance(results)
+    provenance["outputs"][3][field] = value
+    (results / "provenance.json").write_text(json.dumps(provenance))
+    before = sorted(p for p in tmp_path.rglob("*") if "runs" not in p.parts)
+    with pytest.raises(LayoutError, match=r"outputs\[3\]"):
+        build_view(results)
+    assert sorted(p for p in tmp_path.rglob("*") if "runs" not in p.parts) == before
+    assert not (tmp_path / "escaped").exists()
