@@ -44,6 +44,13 @@ COUNTING_STEPS = textwrap.dedent(
 )
 
 
+# The same steps with a 50 ms scale step, so a run can be killed mid-way.
+SLOW_STEPS = COUNTING_STEPS.replace(
+    "        return [x * factor for x in data]",
+    "        import time\n        time.sleep(0.05)\n        return [x * factor for x in data]",
+)
+
+
 def counting_config(**overrides) -> dict:
     config = {
         "experiment": "exp",
@@ -83,6 +90,10 @@ class Experiment:
         log = self.root / "calls.log"
         return log.read_text().splitlines() if log.exists() else []
 
+    def sidecars(self) -> int:
+        """How many replicate x step outputs are stored (complete)."""
+        return len(list((self.results / "store").glob("*/*.meta.json")))
+
     def reset_calls(self) -> None:
         (self.root / "calls.log").unlink(missing_ok=True)
 
@@ -90,10 +101,9 @@ class Experiment:
         return run_snakemake(self.root, *args, check=check, env=env, timeout=timeout)
 
 
-def run_snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = None, timeout: int = 300):
-    import os
-
-    command = [
+def snakemake_command(workdir: Path, *args: str) -> list[str]:
+    """Run the repository's workflow on the experiment in ``workdir``, 2 cores."""
+    return [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir),
@@ -101,6 +111,12 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True, env: dict | Non
         "--cores", "2",
         *args,
     ]
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = None, timeout: int = 300):
+    import os
+
+    command = snakemake_command(workdir, *args)
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, **(env or {})},

@@ -5,19 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
-from conftest import COUNTING_STEPS, REPO, Experiment, counting_config
-
-SLOW_STEPS = COUNTING_STEPS.replace(
-    "        return [x * factor for x in data]",
-    "        import time\n        time.sleep(0.05)\n        return [x * factor for x in data]",
-)
-
-
-def _sidecars(experiment: Experiment) -> int:
-    return len(list((experiment.results / "store").glob("*/*.meta.json")))
+from conftest import SLOW_STEPS, Experiment, counting_config, snakemake_command
 
 
 def test_sigkilled_run_resumes_and_matches_an_uninterrupted_run(tmp_path):
@@ -26,30 +16,18 @@ def test_sigkilled_run_resumes_and_matches_an_uninterrupted_run(tmp_path):
     reference.snakemake()
 
     killed = Experiment(tmp_path / "killed", config, SLOW_STEPS)
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(killed.root),
-        "--configfile",
-        str(killed.root / "config.yaml"),
-        "--cores",
-        "2",
-    ]
+    command = snakemake_command(killed.root)
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     deadline = time.monotonic() + 120
     # kill once the scale steps are under way but far from done
-    while _sidecars(killed) < 60 and time.monotonic() < deadline:
+    while killed.sidecars() < 60 and time.monotonic() < deadline:
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     total = 40 + 2 * 40 * 2  # datasource shared, scale and metrics per condition
-    assert 0 < _sidecars(killed) < total, "the kill did not land mid-run"
+    assert 0 < killed.sidecars() < total, "the kill did not land mid-run"
     assert not (killed.results / "metrics.csv").exists()
     calls_before = len(killed.calls())
 

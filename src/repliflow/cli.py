@@ -44,6 +44,22 @@ def _write_prov(results: str) -> None:
     print(f"wrote the W3C PROV-JSON export {target}", file=sys.stderr)
 
 
+def _status(args) -> int:
+    from repliflow.status import format_status, status
+
+    result = status(args.config, args.directory)
+    print(json.dumps(result.to_json(), indent=2) if args.json else format_status(result))
+    return 0
+
+
+def _gc(args) -> int:
+    from repliflow.gc import format_gc, gc
+
+    result = gc(args.configs, args.directory, delete=args.delete)
+    print(json.dumps(result.to_json(), indent=2) if args.json else format_gc(result))
+    return 1 if result.errors else 0
+
+
 def _run(handler, args) -> int:
     """Run a command; a RepliflowError ends it with its message and exit 1."""
     from repliflow.errors import RepliflowError
@@ -77,6 +93,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     audit.add_argument("--workers", type=int, help="processes hashing in parallel (default: one per core)")
     audit.set_defaults(handler=_audit)
+    status = commands.add_parser(
+        "status",
+        help="per condition: replicates done, failed, running, incomplete, missing; the command to finish",
+    )
+    status.add_argument(
+        "config", nargs="?", help="the experiment's config (default: config/config.yaml in -d)"
+    )
+    status.add_argument(
+        "-d", "--directory", default=".", help="the working directory of the run (default: .)"
+    )
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(handler=_status)
+    gc = commands.add_parser("gc", help="list (with --delete remove) stored outputs no given config needs")
+    gc.add_argument(
+        "configs", nargs="*", help="every config using the experiment (default: config/config.yaml in -d)"
+    )
+    gc.add_argument("--delete", action="store_true", help="remove them (default: only list them)")
+    gc.add_argument("-d", "--directory", default=".", help="the working directory of the runs (default: .)")
+    gc.add_argument("--json", action="store_true", help="print the findings as JSON")
+    gc.set_defaults(handler=_gc)
     args = parser.parse_args(argv)
     return _run(args.handler, args)
 

@@ -1,0 +1,287 @@
+"""``repliflow status``: how far a run is, from the files alone.
+
+Per condition, how many replicates are
+
+- ``done``: the condition's last step is stored (its block's manifest, or
+  its sidecar, exists);
+- ``failed``: the last attempt of a job on its chain failed for it (read
+  from the job's log);
+- ``running``: a job on its chain is marked incomplete by Snakemake and a
+  snakemake process works in this directory;
+- ``incomplete``: the same, but no snakemake runs here: the run was killed,
+  and ``--rerun-incomplete`` redoes these jobs;
+- ``missing``: not started yet.
+
+It plans the config as the Snakefile does (which reads no user code and no
+data) and never builds Snakemake's DAG: it lists the block manifests and
+logs once per segment, decodes ``.snakemake/incomplete/``, and hashes keys
+only for the replicates of jobs that started and did not finish. At the end
+it prints the exact snakemake command that finishes the run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from repliflow import hashing, storage
+from repliflow.layout import incomplete_outputs, load_plan, snakemake_active
+from repliflow.plan import Block, Plan, Segment
+
+STATES = ("done", "failed", "running", "incomplete", "missing")
+DEFAULT_CONFIG = "config/config.yaml"
+STATUS_SCHEMA = "repliflow.status/1"
+
+# What repliflow.runner writes to a job's log: a "start" line per attempt, a
+# StepError line per failed replicate, a "done" line on success.
+_START = re.compile(r"^\S+ start segment ")
+_STEP_FAILED = re.compile(
+    r"^repliflow: step '(?P<step>[^']*)' failed for condition '[^']*', replicate (?P<r>\d+):"
+)
+_DONE = re.compile(r"^\S+ done segment ")
+
+# Block states
+_DONE_BLOCK, _IN_FLIGHT, _STARTED, _NOT_STARTED = "done", "in-flight", "started", "not-started"
+
+
+@dataclass
+class Failure:
+    conditions: list[str]
+    replicate: int | None  # None: the whole job failed before running a replicate
+    message: str
+    log: str
+
+
+@dataclass
+class Status:
+    experiment: str
+    config: str
+    replicates: int
+    jobs: int
+    jobs_done: int
+    counts: dict[str, dict[str, int]]  # condition -> state -> replicates
+    active: bool
+    in_flight: list[str] = field(default_factory=list)  # job manifests Snakemake marked incomplete
+    failures: list[Failure] = field(default_factory=list)
+    tables: bool = False  # metrics.csv, hypotheses.json and provenance.json are there
+    command: list[str] = field(default_factory=list)  # empty when there is nothing to do
+
+    @property
+    def complete(self) -> bool:
+        return not self.command
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["schema"] = STATUS_SCHEMA
+        data["command"] = shlex.join(self.command) if self.command else None
+        return data
+
+
+class _Reader:
+    """Block states and sidecar look-ups for one plan in one working directory."""
+
+    def __init__(self, plan: Plan, workdir: Path):
+        self.plan = plan
+        self.workdir = workdir
+        self.results = workdir / plan.results_dir
+        self.store = self.results / "store"
+        self.marked = incomplete_outputs(workdir)
+        self.states: dict[tuple[str, int], str] = {}
+        self.failed: dict[tuple[str, int], dict[int | None, str]] = {}
+        self.logs: dict[tuple[str, int], str] = {}
+        self.in_flight: list[str] = []
+        self._last_keys: dict[tuple[str, int], str] = {}
+        self.seeds = plan.seeds()
+        for segment in plan.segments.values():
+            self._read_segment(segment)
+
+    def _read_segment(self, segment: Segment) -> None:
+        manifests = _names(self.results / "blocks" / segment.label)
+        logs = _names(self.results / "logs" / "blocks" / segment.label)
+        for block in self.plan.blocks(segment):
+            where = (segment.id, block.lo)
+            if self.plan.manifest_path(block) in self.marked:
+                state = _IN_FLIGHT
+                self.in_flight.append(self.plan.manifest_path(block))
+            elif f"{block.label}.json" in manifests:
+                state = _DONE_BLOCK
+            elif f"{block.label}.log" in logs:
+                state = _STARTED
+                log = self.results / "logs" / "blocks" / segment.label / f"{block.label}.log"
+                self.logs[where] = str(log.relative_to(self.workdir))
+                failed = _failures(log)
+                if failed:
+                    self.failed[where] = failed
+            else:
+                state = _NOT_STARTED
+            self.states[where] = state
+
+    def last_key(self, segment: Segment, replicate: int) -> str:
+        """The key of ``segment``'s last position for ``replicate``."""
+        memo = (segment.id, replicate)
+        if memo not in self._last_keys:
+            upstream = None
+            if segment.parent is not None:
+                upstream = self.last_key(self.plan.segments[segment.parent], replicate)
+            seed = self.seeds[replicate]
+            for step in segment.steps[segment.start : segment.end + 1]:
+                upstream = hashing.recipe_key(step.function, step.code_hash, step.params, seed, upstream)
+            self._last_keys[memo] = upstream
+        return self._last_keys[memo]
+
+    def stored(self, segment: Segment, replicate: int) -> bool:
+        return storage.sidecar_path(self.store, self.last_key(segment, replicate)).exists()
+
+
+def _names(folder: Path) -> set[str]:
+    try:
+        return {entry.name for entry in os.scandir(folder)}
+    except FileNotFoundError:
+        return set()
+
+
+def _failures(log: Path) -> dict[int | None, str]:
+    """Failed replicates of the last attempt in a job's log (None: the whole
+    job failed before running any replicate); empty when it succeeded or is
+    still going."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return {}
+    starts = [i for i, line in enumerate(lines) if _START.match(line)]
+    last = lines[starts[-1] + 1 :] if starts else lines
+    failed: dict[int | None, str] = {}
+    for line in last:
+        if _DONE.match(line):
+            return {}
+        match = _STEP_FAILED.match(line)
+        if match:
+            failed.setdefault(int(match["r"]), line)
+        elif line.startswith("repliflow: ") and not failed:
+            failed[None] = line  # e.g. the code file failed to import
+    return failed
+
+
+def _replicate_state(
+    reader: _Reader, chain: list[Segment], replicate: int, block: Block, active: bool
+) -> str:
+    final = chain[-1]
+    where = (final.id, block.lo)
+    if reader.states[where] == _DONE_BLOCK:
+        return "done"
+    if reader.states[where] != _NOT_STARTED and reader.stored(final, replicate):
+        return "done"
+    in_flight = False
+    for segment in chain:
+        seg_where = (segment.id, block.lo)
+        failed = reader.failed.get(seg_where, {})
+        if replicate in failed or None in failed:
+            return "failed"
+        if reader.states[seg_where] == _IN_FLIGHT and not reader.stored(segment, replicate):
+            in_flight = True
+    if in_flight:
+        return "running" if active else "incomplete"
+    return "missing"
+
+
+def status(config_file: str | Path | None = None, workdir: str | Path = ".") -> Status:
+    """The status of the run of ``config_file`` (relative to the current
+    directory, like snakemake's --configfile; default: the workflow's own
+    config/config.yaml in ``workdir``) in the working directory ``workdir``."""
+    workdir = Path(workdir)
+    plan = load_plan(config_file or workdir / DEFAULT_CONFIG, workdir)
+    reader = _Reader(plan, workdir)
+    active = snakemake_active(workdir)
+    counts: dict[str, dict[str, int]] = {}
+    chains = {}
+    for condition in plan.conditions:
+        chain = [plan.final_segment(condition.name)]
+        while chain[0].parent is not None:
+            chain.insert(0, plan.segments[chain[0].parent])
+        chains[condition.name] = chain
+        tally = dict.fromkeys(STATES, 0)
+        for block in plan.blocks(chain[-1]):
+            if reader.states[(chain[-1].id, block.lo)] == _DONE_BLOCK:
+                tally["done"] += block.hi - block.lo
+                continue
+            for replicate in range(block.lo, block.hi):
+                tally[_replicate_state(reader, chain, replicate, block, active)] += 1
+        counts[condition.name] = tally
+
+    failures = []
+    for (segment_id, _lo), failed in sorted(reader.failed.items()):
+        segment = plan.segments[segment_id]
+        for replicate, message in sorted(failed.items(), key=lambda item: -1 if item[0] is None else item[0]):
+            failures.append(Failure(segment.conditions, replicate, message, reader.logs[(segment_id, _lo)]))
+    tables = all(
+        (reader.results / name).exists() and f"{plan.results_dir}/{name}" not in reader.marked
+        for name in ("metrics.csv", "hypotheses.json", "provenance.json")
+    )
+    result = Status(
+        experiment=plan.experiment,
+        config=str(config_file or workdir / DEFAULT_CONFIG),
+        replicates=plan.replicates,
+        jobs=len(reader.states),
+        jobs_done=sum(state == _DONE_BLOCK for state in reader.states.values()),
+        counts=counts,
+        active=active,
+        in_flight=sorted(reader.in_flight),
+        failures=failures,
+        tables=tables,
+    )
+    all_done = all(tally["done"] == plan.replicates for tally in counts.values())
+    if not (all_done and tables and not reader.in_flight):
+        result.command = finish_command(workdir, config_file, rerun_incomplete=bool(reader.in_flight))
+    return result
+
+
+def finish_command(workdir: Path, config_file: str | Path | None, *, rerun_incomplete: bool) -> list[str]:
+    """The snakemake command, run from the current directory, that finishes the run."""
+    command = ["snakemake", "--cores", "all"]
+    here = Path.cwd().resolve()
+    target = workdir.resolve()
+    if not (target / "Snakefile").exists():
+        import repliflow
+
+        snakefile = Path(repliflow.__file__).resolve().parents[2] / "Snakefile"  # an editable install
+        if snakefile.exists():
+            command += ["--snakefile", str(snakefile)]
+        config_file = config_file or workdir / DEFAULT_CONFIG  # say which, explicitly
+    if target != here:
+        command += ["--directory", os.path.relpath(target, here)]
+    if config_file is not None:
+        command += ["--configfile", str(config_file)]
+    if rerun_incomplete:
+        command.append("--rerun-incomplete")
+    return command
+
+
+def format_status(result: Status) -> str:
+    width = max([len("condition"), *(len(name) for name in result.counts)])
+    lines = [
+        f"experiment {result.experiment} ({result.config}): {result.replicates} replicates per condition, "
+        f"{result.jobs_done} of {result.jobs} jobs done",
+        f"{'condition':<{width}}  " + "  ".join(f"{state:>10}" for state in STATES),
+    ]
+    for name, tally in result.counts.items():
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{tally[state]:>10}" for state in STATES))
+    for failure in result.failures[:10]:
+        lines.append(f"failed: {failure.message} (log: {failure.log})")
+    if len(result.failures) > 10:
+        lines.append(f"... and {len(result.failures) - 10} more failures")
+    if result.active:
+        lines.append("snakemake is running in this directory; run status again to follow it")
+    elif result.in_flight:
+        lines.append(
+            f"{len(result.in_flight)} job(s) were interrupted (Snakemake's incomplete markers, no "
+            "snakemake running here): their in-flight replicates are redone with --rerun-incomplete"
+        )
+    if result.complete:
+        lines.append("the run is complete: nothing to do")
+    elif not result.active:
+        hint = "fix the failing step, then finish with" if result.failures else "finish with"
+        lines.append(f"{hint}: {shlex.join(result.command)}")
+    return "\n".join(lines)
