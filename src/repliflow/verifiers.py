@@ -1,79 +1,59 @@
 """Verifiers: fn(baseline, treatment, **params) -> {"p_value", "significant", ...}.
 
-Built-ins wrap ``scipy.stats``; custom verifiers are named "module:function"
-or "file.py:function". scipy is imported inside the functions so planning
-(which only checks that a verifier exists) stays cheap.
+The import point the planner and the aggregator use. Built-ins live in
+``repliflow.stats.verifiers`` (re-exported here as ``BUILTINS``); custom
+verifiers are named "module:function" or "file.py:function". Planning only
+checks that a verifier exists, without importing user code.
 """
 
 from __future__ import annotations
 
 import importlib
-import math
+import inspect
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from repliflow.errors import ConfigError
+from repliflow.stats import BUILTIN_NAMES
 from repliflow.stepcode import function_info, load_module, resolve_code_path
 
-
-def _clean(values: Sequence[float]) -> list[float]:
-    return [float(v) for v in values if v is not None and not math.isnan(float(v))]
+__all__ = ["BUILTIN_NAMES", "check_params", "check_verifier", "resolve_verifier"]  # and BUILTINS, lazily
 
 
-def _result(method: str, statistic: float, p_value: float, alpha: float, a: list, b: list) -> dict:
-    p = float(p_value)
-    return {
-        "method": method,
-        "statistic": float(statistic),
-        "p_value": p,
-        "significant": bool(p < alpha) if not math.isnan(p) else False,
-        "alpha": alpha,
-        "n_baseline": len(a),
-        "n_treatment": len(b),
-        "mean_baseline": sum(a) / len(a) if a else float("nan"),
-        "mean_treatment": sum(b) / len(b) if b else float("nan"),
-    }
+def __getattr__(name: str):
+    """``BUILTINS`` ({name: function}) imports scipy, so only when asked for."""
+    if name == "BUILTINS":
+        from repliflow.stats.verifiers import BUILTINS
+
+        return BUILTINS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def welch_t(baseline, treatment, *, alpha: float = 0.05, alternative: str = "two-sided") -> dict:
-    """Welch's unequal-variances t-test (scipy.stats.ttest_ind, equal_var=False)."""
-    from scipy import stats
+def check_params(spec: str, params: dict, *, key: str) -> None:
+    """A built-in verifier's params must be keywords it takes; custom ones are not checked."""
+    if spec not in BUILTIN_NAMES:
+        return
+    from repliflow.stats.verifiers import BUILTINS
 
-    a, b = _clean(baseline), _clean(treatment)
-    res = stats.ttest_ind(b, a, equal_var=False, alternative=alternative)
-    return _result("welch_t", res.statistic, res.pvalue, alpha, a, b)
-
-
-def student_t(baseline, treatment, *, alpha: float = 0.05, alternative: str = "two-sided") -> dict:
-    """Student's pooled-variance t-test (scipy.stats.ttest_ind, equal_var=True)."""
-    from scipy import stats
-
-    a, b = _clean(baseline), _clean(treatment)
-    res = stats.ttest_ind(b, a, equal_var=True, alternative=alternative)
-    return _result("student_t", res.statistic, res.pvalue, alpha, a, b)
-
-
-def mann_whitney(baseline, treatment, *, alpha: float = 0.05, alternative: str = "two-sided") -> dict:
-    """Mann-Whitney U test (scipy.stats.mannwhitneyu)."""
-    from scipy import stats
-
-    a, b = _clean(baseline), _clean(treatment)
-    res = stats.mannwhitneyu(b, a, alternative=alternative)
-    return _result("mann_whitney", res.statistic, res.pvalue, alpha, a, b)
-
-
-BUILTINS: dict[str, Callable[..., dict]] = {
-    "welch_t": welch_t,
-    "student_t": student_t,
-    "mann_whitney": mann_whitney,
-}
+    accepted = [
+        name
+        for name, parameter in inspect.signature(BUILTINS[spec]).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"verifier '{spec}' takes no parameter {', '.join(map(repr, unknown))}; it takes "
+            f"{', '.join(accepted)}",
+            key=key,
+        )
 
 
 def _split(spec: str, key: str) -> tuple[str, str]:
     if ":" not in spec:
         raise ConfigError(
-            f"unknown verifier {spec!r}: built-ins are {', '.join(BUILTINS)}; "
+            f"unknown verifier {spec!r}: built-ins are {', '.join(BUILTIN_NAMES)}; "
             "a custom one is 'module:function' or 'file.py:function'",
             key=key,
         )
@@ -87,7 +67,7 @@ def _split(spec: str, key: str) -> tuple[str, str]:
 
 def check_verifier(spec: str, *, key: str, workdir: str | None = None) -> None:
     """Fail at plan time, without importing user code, if ``spec`` names nothing."""
-    if spec in BUILTINS:
+    if spec in BUILTIN_NAMES:
         return
     where, name = _split(spec, key)
     try:
@@ -98,7 +78,9 @@ def check_verifier(spec: str, *, key: str, workdir: str | None = None) -> None:
 
 
 def resolve_verifier(spec: str, workdir: str | None = None) -> Callable[..., dict]:
-    if spec in BUILTINS:
+    if spec in BUILTIN_NAMES:
+        from repliflow.stats.verifiers import BUILTINS
+
         return BUILTINS[spec]
     where, name = _split(spec, "verifier")
     if where.endswith(".py"):

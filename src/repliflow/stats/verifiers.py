@@ -1,0 +1,461 @@
+"""The built-in verifiers: ``fn(baseline, treatment, **params) -> dict``.
+
+Unpaired: ``welch_t``, ``student_t``, ``mann_whitney``, ``permutation`` and
+``bootstrap``; paired by replicate index (replicate r of every condition shares
+its seed): ``paired_t`` and ``wilcoxon``. Every test is ``scipy.stats``'; the
+one thing written here is the bootstrap p-value, read off the same BCa
+construction scipy uses for its interval (see ``bca_p_value``).
+
+Every verifier takes ``alpha`` (default 0.05) and ``alternative``
+(``two-sided``, ``greater``: treatment above baseline, ``less``) and returns
+``p_value``, ``significant`` (p < alpha), ``statistic`` (signed as treatment
+minus baseline), the effect sizes with ``1 - alpha`` confidence intervals that
+follow ``alternative``, the counts and the method name (the README lists the
+keys). Values that are NaN, infinite or None are not tests' input: they are
+dropped and counted (``n_missing_*``). Degenerate inputs get a verdict and a
+``note`` saying why, never an exception: fewer than 2 values (``degenerate:
+too_few``, p NaN, not significant), or no variation where a t statistic needs
+it (``degenerate: zero_variance``, or ``identical`` when the samples are the
+same; the p-value is then the exact permutation test's).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special, stats
+
+from repliflow.stats import BUILTIN_NAMES, PAIRED, RANK_BASED, effect
+
+NAN = float("nan")
+FALLBACK_RESAMPLES = 9999
+IDENTICAL = "the two samples are identical (an A/A comparison)"
+IDENTICAL_PAIRS = (
+    "the two samples are identical replicate by replicate (an A/A comparison: every difference is 0)"
+)
+
+
+@dataclass
+class Samples:
+    """Finite values of both conditions (pairs kept aligned when paired)."""
+
+    baseline: np.ndarray
+    treatment: np.ndarray
+    missing_baseline: int
+    missing_treatment: int
+    paired: bool
+
+    @property
+    def differences(self) -> np.ndarray:
+        return self.treatment - self.baseline
+
+    @property
+    def enough(self) -> bool:
+        return min(len(self.baseline), len(self.treatment)) >= 2
+
+    @property
+    def constant(self) -> bool:
+        """No variation for a t statistic: each sample constant, or constant differences."""
+        if self.paired:
+            scale = max(np.max(np.abs(self.baseline)), np.max(np.abs(self.treatment)))
+            return flat(self.differences, scale)
+        return flat(self.baseline) and flat(self.treatment)
+
+    @property
+    def identical(self) -> bool:
+        if self.paired:
+            return bool(np.all(self.differences == 0))
+        return bool(np.array_equal(np.sort(self.baseline), np.sort(self.treatment)))
+
+
+def flat(values: np.ndarray, scale: float | None = None) -> bool:
+    """Whether the values are all equal, up to rounding relative to ``scale``
+    (default: their own size): a constant shift added in floating point leaves
+    differences that vary by ~1e-17, and a t statistic of 1e16 on them is noise."""
+    if len(values) == 0:
+        return True
+    scale = float(np.max(np.abs(values))) if scale is None else float(scale)
+    return bool(np.ptp(values) <= 1e-12 * scale)
+
+
+def _as_float(values: Sequence) -> np.ndarray:
+    return np.array([NAN if v is None else float(v) for v in values], dtype=float)
+
+
+def prepare(baseline: Sequence, treatment: Sequence, *, paired: bool) -> Samples:
+    a, b = _as_float(baseline), _as_float(treatment)
+    ok_a, ok_b = np.isfinite(a), np.isfinite(b)
+    missing = (int((~ok_a).sum()), int((~ok_b).sum()))
+    if paired:
+        if len(a) != len(b):
+            raise ValueError(
+                f"a paired test needs one value per replicate in both conditions; got {len(a)} baseline "
+                f"and {len(b)} treatment values"
+            )
+        both = ok_a & ok_b
+        return Samples(a[both], b[both], *missing, paired=True)
+    return Samples(a[ok_a], b[ok_b], *missing, paired=False)
+
+
+def _check(alpha: float, alternative: str) -> None:
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie strictly between 0 and 1, not {alpha!r}")
+    effect.tails(alternative, 0.95)  # raises on an unknown alternative
+
+
+def _sd(values: np.ndarray) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else NAN
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(np.mean(values)) if len(values) else NAN
+
+
+def _describe(method: str, s: Samples, alpha: float, alternative: str) -> dict:
+    out = {
+        "method": method,
+        "p_value": NAN,
+        "significant": False,
+        "statistic": NAN,
+        "alternative": alternative,
+        "alpha": alpha,
+        "paired": s.paired,
+        "n_baseline": len(s.baseline),
+        "n_treatment": len(s.treatment),
+        "n_missing_baseline": s.missing_baseline,
+        "n_missing_treatment": s.missing_treatment,
+        "mean_baseline": _mean(s.baseline),
+        "mean_treatment": _mean(s.treatment),
+        "sd_baseline": _sd(s.baseline),
+        "sd_treatment": _sd(s.treatment),
+        "mean_difference": _mean(s.treatment) - _mean(s.baseline),
+        "ci_level": 1 - alpha,
+    }
+    if s.paired:
+        out["n_pairs"] = len(s.baseline)
+        out["sd_difference"] = _sd(s.differences)
+    return out
+
+
+def _decide(out: dict) -> dict:
+    p = out["p_value"]
+    out["significant"] = bool(p < out["alpha"]) if not math.isnan(p) else False
+    return out
+
+
+def _too_few(out: dict, s: Samples) -> dict:
+    have = (
+        f"{len(s.baseline)} complete pair(s)"
+        if s.paired
+        else f"{len(s.baseline)} baseline and {len(s.treatment)} treatment value(s)"
+    )
+    missing = s.missing_baseline + s.missing_treatment
+    dropped = f" ({missing} NaN or missing value(s) dropped)" if missing else ""
+    need = "2 pairs" if s.paired else "2 values in each condition"
+    out.update(degenerate="too_few", note=f"not tested: {have}{dropped}; a test needs at least {need}")
+    return out
+
+
+def _mean_diff(treatment, baseline, axis=-1):
+    return np.mean(treatment, axis=axis) - np.mean(baseline, axis=axis)
+
+
+def _permutation(s: Samples, alternative: str, n_resamples: int, seed: int):
+    """scipy's permutation test of the difference in means (sign flips when paired);
+    exact when every permutation fits in ``n_resamples``."""
+    return stats.permutation_test(
+        (s.treatment, s.baseline),
+        _mean_diff,
+        permutation_type="samples" if s.paired else "independent",
+        vectorized=True,
+        n_resamples=n_resamples,
+        alternative=alternative,
+        rng=np.random.default_rng(seed),
+    )
+
+
+def _permutations(s: Samples) -> int:
+    n1, n2 = len(s.baseline), len(s.treatment)
+    return 2**n1 if s.paired else math.comb(n1 + n2, n1)
+
+
+def _zero_variance(out: dict, s: Samples, alternative: str) -> dict:
+    """A t statistic is 0/0 or d/0 here; the permutation test still has an answer."""
+    res = _permutation(s, alternative, FALLBACK_RESAMPLES, 0)
+    exact = _permutations(s) <= FALLBACK_RESAMPLES
+    kind = "permutation test (sign flips)" if s.paired else "permutation test"
+    kind = f"exact {kind}" if exact else f"{kind} with {FALLBACK_RESAMPLES} resamples"
+    if s.identical:
+        what = IDENTICAL_PAIRS if s.paired else IDENTICAL
+        out.update(degenerate="identical", note=f"{what}: no difference; p from the {kind}")
+    else:
+        what = "every paired difference is the same" if s.paired else "each condition's values are all equal"
+        out.update(
+            degenerate="zero_variance",
+            note=f"zero variance ({what}): the t statistic is undefined; p from the "
+            f"{kind} of the difference in means",
+        )
+    diff = out["mean_difference"]
+    out.update(
+        p_value=float(res.pvalue),
+        mean_difference_ci=[diff, diff],
+        mean_difference_ci_method="exact (no variation)",
+    )
+    return out
+
+
+def _welch_ci(s: Samples, alpha: float, alternative: str) -> list[float]:
+    if s.paired:
+        res = stats.ttest_rel(s.treatment, s.baseline, alternative=alternative)
+    else:
+        res = stats.ttest_ind(s.treatment, s.baseline, equal_var=False, alternative=alternative)
+    ci = res.confidence_interval(1 - alpha)
+    return [float(ci.low), float(ci.high)]
+
+
+def _effects(out: dict, s: Samples, alpha: float, alternative: str) -> dict:
+    level = 1 - alpha
+    if s.paired:
+        out.update(effect.paired_standardized_difference(s.differences, alternative=alternative, level=level))
+        out.setdefault("effect_size", "cohens_dz")
+    else:
+        out.update(
+            effect.standardized_difference(s.baseline, s.treatment, alternative=alternative, level=level)
+        )
+        out.setdefault("effect_size", "hedges_g")
+    if s.constant:  # rounding noise is no SD: the standardised difference is infinite (or 0/0)
+        value = math.nan if out["mean_difference"] == 0 else math.copysign(math.inf, out["mean_difference"])
+        for name in ("cohens_dz",) if s.paired else ("cohens_d", "hedges_g"):
+            out.update({name: value, f"{name}_ci": [NAN, NAN]})
+    if "mean_difference_ci" not in out:
+        out["mean_difference_ci"] = _welch_ci(s, alpha, alternative)
+        out["mean_difference_ci_method"] = "paired_t" if s.paired else "welch_t"
+    return out
+
+
+def _run(method: str, baseline, treatment, alpha: float, alternative: str, paired: bool, test) -> dict:
+    """Shared frame: check, clean, describe, handle too few values, then ``test``
+    fills statistic and p-value (and anything it adds), then effect sizes."""
+    _check(alpha, alternative)
+    s = prepare(baseline, treatment, paired=paired)
+    out = _describe(method, s, alpha, alternative)
+    if not s.enough:
+        return _too_few(out, s)
+    with warnings.catch_warnings():  # scipy warns (precision loss, 0/0) on degenerate inputs
+        warnings.simplefilter("ignore", RuntimeWarning)
+        test(out, s)
+        _effects(out, s, alpha, alternative)
+    if s.identical and "note" not in out:
+        out["note"] = IDENTICAL
+    return _decide(out)
+
+
+def _t_test(method: str, baseline, treatment, alpha: float, alternative: str, paired: bool, scipy_test):
+    """A t-test verifier around ``scipy_test(treatment, baseline, alternative=...)``."""
+
+    def test(out, s):
+        if s.constant:
+            return _zero_variance(out, s, alternative)
+        res = scipy_test(s.treatment, s.baseline, alternative=alternative)
+        ci = res.confidence_interval(1 - alpha)
+        out.update(
+            statistic=float(res.statistic),
+            df=float(res.df),
+            p_value=float(res.pvalue),
+            mean_difference_ci=[float(ci.low), float(ci.high)],
+            mean_difference_ci_method=method,
+        )
+
+    return _run(method, baseline, treatment, alpha, alternative, paired, test)
+
+
+def welch_t(baseline, treatment, *, alpha: float = 0.05, alternative: str = "two-sided") -> dict:
+    """Welch's unequal-variances t-test (``scipy.stats.ttest_ind(equal_var=False)``)."""
+    welch = functools.partial(stats.ttest_ind, equal_var=False)
+    return _t_test("welch_t", baseline, treatment, alpha, alternative, False, welch)
+
+
+def student_t(baseline, treatment, *, alpha: float = 0.05, alternative: str = "two-sided") -> dict:
+    """Student's pooled-variance t-test (``scipy.stats.ttest_ind(equal_var=True)``)."""
+    return _t_test("student_t", baseline, treatment, alpha, alternative, False, stats.ttest_ind)
+
+
+def paired_t(baseline, treatment, *, alpha: float = 0.05, alternative: str = "two-sided") -> dict:
+    """Paired t-test on replicate-matched values (``scipy.stats.ttest_rel``)."""
+    return _t_test("paired_t", baseline, treatment, alpha, alternative, True, stats.ttest_rel)
+
+
+def mann_whitney(
+    baseline, treatment, *, alpha: float = 0.05, alternative: str = "two-sided", method: str = "auto"
+) -> dict:
+    """Mann-Whitney U test (``scipy.stats.mannwhitneyu``); ``statistic`` is the
+    treatment's U, the effect size Glass's rank-biserial correlation."""
+
+    def test(out, s):
+        res = stats.mannwhitneyu(s.treatment, s.baseline, alternative=alternative, method=method)
+        n1, n2 = len(s.baseline), len(s.treatment)
+        out.update(statistic=float(res.statistic), p_value=float(res.pvalue), effect_size="rank_biserial")
+        level = 1 - alpha
+        out.update(effect.rank_biserial(res.statistic, n1, n2, alternative=alternative, level=level))
+
+    return _run("mann_whitney", baseline, treatment, alpha, alternative, False, test)
+
+
+def wilcoxon(
+    baseline,
+    treatment,
+    *,
+    alpha: float = 0.05,
+    alternative: str = "two-sided",
+    zero_method: str = "wilcox",
+    method: str = "auto",
+) -> dict:
+    """Wilcoxon signed-rank test on replicate-matched differences
+    (``scipy.stats.wilcoxon``); ``statistic`` is V = W+, the rank sum of the
+    positive differences (as R reports it), the effect size the matched-pairs
+    rank-biserial correlation."""
+
+    def test(out, s):
+        d = s.differences
+        level = 1 - alpha
+        out.update(effect_size="rank_biserial")
+        out.update(effect.matched_pairs_rank_biserial(d, alternative=alternative, level=level))
+        if s.identical:
+            out.update(
+                statistic=0.0,
+                p_value=1.0,
+                mean_difference_ci=[0.0, 0.0],
+                mean_difference_ci_method="exact (no variation)",
+                degenerate="identical",
+                note=f"{IDENTICAL_PAIRS}: no difference (p = 1)",
+            )
+            return
+        res = stats.wilcoxon(d, alternative=alternative, zero_method=zero_method, method=method)
+        nonzero = d[d != 0]
+        w_plus = float(stats.rankdata(np.abs(nonzero))[nonzero > 0].sum())
+        out.update(statistic=w_plus, p_value=float(res.pvalue))
+
+    return _run("wilcoxon", baseline, treatment, alpha, alternative, True, test)
+
+
+def permutation(
+    baseline,
+    treatment,
+    *,
+    alpha: float = 0.05,
+    alternative: str = "two-sided",
+    n_resamples: int = 9999,
+    seed: int = 0,
+) -> dict:
+    """Permutation test of the difference in means (``scipy.stats.permutation_test``),
+    seeded; exact (every relabelling) when there are at most ``n_resamples`` of them."""
+
+    def test(out, s):
+        res = _permutation(s, alternative, n_resamples, seed)
+        out.update(
+            statistic=float(res.statistic),
+            p_value=float(res.pvalue),
+            exact=_permutations(s) <= n_resamples,
+            n_resamples=min(n_resamples, _permutations(s)),
+            seed=seed,
+        )
+
+    return _run("permutation", baseline, treatment, alpha, alternative, False, test)
+
+
+def bca_p_value(boot: np.ndarray, theta_hat: float, jackknife: list[np.ndarray], alternative: str) -> float:
+    """The p-value of H0: difference = 0 that matches scipy's BCa interval: the
+    tail level at which the interval's bound reaches 0 (Efron & Tibshirani 1993,
+    ch. 14.3 and 15.4, eq. 15.36). With z0 and the acceleration a computed as
+    scipy computes them, the BCa bound at tail level alpha is the bootstrap
+    quantile at Phi(z0 + (z0 + z_alpha) / (1 - a (z0 + z_alpha))); setting that
+    quantile to 0, i.e. the level to G(0) (the share of the bootstrap distribution
+    below 0), and solving for z_alpha gives the one-sided p = Phi(z_alpha)."""
+    n_boot = len(boot)
+
+    def share_below(x):  # scipy's percentile-of-score: ties count half
+        return (np.count_nonzero(boot < x) + np.count_nonzero(boot <= x)) / (2 * n_boot)
+
+    z0 = special.ndtri(share_below(theta_hat))
+    u = [(len(j) - 1) * (j.mean() - j) for j in jackknife]
+    num = sum(np.sum(ui**3) / len(ui) ** 3 for ui in u)
+    den = sum(np.sum(ui**2) / len(ui) ** 2 for ui in u)
+    a = num / den**1.5 / 6 if den > 0 else 0.0
+    floor = 1 / (n_boot + 1)  # B resamples cannot resolve a smaller p
+    g0 = min(max(share_below(0.0), 0.5 / n_boot), 1 - 0.5 / n_boot)
+    w = special.ndtri(g0) - z0
+    # 1 + a w <= 0 lies beyond the levels BCa reaches: 0 is outside every interval
+    greater = float(special.ndtr(w / (1 + a * w) - z0)) if 1 + a * w > 0 else float(w > 0)
+    if alternative == "greater":
+        p = greater
+    elif alternative == "less":
+        p = 1 - greater
+    else:
+        p = 2 * min(greater, 1 - greater)
+    return min(1.0, max(p, floor))
+
+
+def _jackknife_mean_diff(treatment: np.ndarray, baseline: np.ndarray) -> list[np.ndarray]:
+    """Leave-one-out differences in means, leaving out each sample's values in turn."""
+    n1, n2 = len(treatment), len(baseline)
+    loo_t = (treatment.sum() - treatment) / (n1 - 1) - baseline.mean()
+    loo_b = treatment.mean() - (baseline.sum() - baseline) / (n2 - 1)
+    return [loo_t, loo_b]
+
+
+def bootstrap(
+    baseline,
+    treatment,
+    *,
+    alpha: float = 0.05,
+    alternative: str = "two-sided",
+    n_resamples: int = 9999,
+    seed: int = 0,
+) -> dict:
+    """Bootstrap of the difference in means (``scipy.stats.bootstrap``, BCa),
+    seeded: the BCa interval is the mean difference's CI, and the p-value is
+    the level at which that interval reaches 0 (``bca_p_value``)."""
+
+    def test(out, s):
+        if s.constant:
+            return _zero_variance(out, s, alternative)
+        res = stats.bootstrap(
+            (s.treatment, s.baseline),
+            _mean_diff,
+            vectorized=True,
+            n_resamples=n_resamples,
+            confidence_level=1 - alpha,
+            alternative=alternative,
+            method="BCa",
+            rng=np.random.default_rng(seed),
+        )
+        theta = float(_mean_diff(s.treatment, s.baseline))
+        jackknife = _jackknife_mean_diff(s.treatment, s.baseline)
+        out.update(
+            statistic=theta,
+            p_value=bca_p_value(res.bootstrap_distribution, theta, jackknife, alternative),
+            mean_difference_ci=[float(res.confidence_interval.low), float(res.confidence_interval.high)],
+            mean_difference_ci_method="bootstrap_bca",
+            n_resamples=n_resamples,
+            seed=seed,
+        )
+
+    return _run("bootstrap", baseline, treatment, alpha, alternative, False, test)
+
+
+BUILTINS = {
+    "welch_t": welch_t,
+    "student_t": student_t,
+    "mann_whitney": mann_whitney,
+    "permutation": permutation,
+    "bootstrap": bootstrap,
+    "paired_t": paired_t,
+    "wilcoxon": wilcoxon,
+}
+assert tuple(BUILTINS) == BUILTIN_NAMES
+__all__ = ["BUILTINS", "PAIRED", "RANK_BASED", *BUILTIN_NAMES, "bca_p_value", "prepare"]
