@@ -2,7 +2,9 @@
 
 Writes ``metrics.csv``, ``hypotheses.json`` and ``provenance.json`` (see
 DESIGN.md section 3). Every value read from the store is checked against the
-sha256 its sidecar recorded.
+sha256 its sidecar recorded. A replicate whose metric is NaN, None or absent
+keeps its row (value ``nan`` or empty), so verifiers count it as missing and
+paired tests keep replicates aligned.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from pathlib import Path
 from repliflow import hashing, storage
 from repliflow.errors import RepliflowError
 from repliflow.plan import BASELINE, Plan, Segment, build_plan
-from repliflow.verifiers import resolve_verifier
+from repliflow.stats import DEFAULT_CORRECTION
+from repliflow.stats.corrections import adjust
+from repliflow.verifiers import check_params, resolve_verifier
 
 PROVENANCE_SCHEMA = "repliflow.provenance/1"
 
@@ -33,7 +37,7 @@ class MetricRow:
     replicate: int
     seed: int
     metric: str
-    value: float
+    value: float | None  # None: the replicate did not return this metric
 
 
 def read_manifests(paths) -> dict[tuple[str, int], dict]:
@@ -70,18 +74,36 @@ def replicate_entries(plan: Plan, manifests: dict, condition: str, replicate: in
     return steps
 
 
+def _metric_value(value, *, metric: str, condition: str, replicate: int, key: str) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) and hasattr(value, "__float__"):  # numbers, bools, NumPy scalars
+        return float(value)
+    raise RepliflowError(
+        f"repliflow: metric '{metric}' of condition '{condition}', replicate {replicate} is "
+        f"{type(value).__name__} {value!r}, not a number (output {key}); the last step must return "
+        "{metric name: number}"
+    )
+
+
 def collect_metrics(plan: Plan, manifests: dict) -> list[MetricRow]:
-    rows = []
     cache: dict[str, dict] = {}
+    finals = []
     for condition in plan.conditions:
         for replicate in range(plan.replicates):
-            entry = replicate_entries(plan, manifests, condition.name, replicate)[-1]
-            key = entry["key"]
+            key = replicate_entries(plan, manifests, condition.name, replicate)[-1]["key"]
             if key not in cache:
                 cache[key], _ = storage.load(plan.store_dir, key)
-            seed = hashing.replicate_seed(plan.seed, replicate)
-            for metric in sorted(cache[key]):
-                rows.append(MetricRow(condition.name, replicate, seed, metric, float(cache[key][metric])))
+            finals.append((condition.name, replicate, key))
+    metrics = sorted({metric for values in cache.values() for metric in values})
+    rows = []
+    for condition, replicate, key in finals:
+        seed = hashing.replicate_seed(plan.seed, replicate)
+        for metric in metrics:
+            value = _metric_value(
+                cache[key].get(metric), metric=metric, condition=condition, replicate=replicate, key=key
+            )
+            rows.append(MetricRow(condition, replicate, seed, metric, value))
     return rows
 
 
@@ -90,7 +112,8 @@ def metrics_csv(rows: list[MetricRow]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["condition", "replicate", "seed", "metric", "value"])
     for row in rows:
-        writer.writerow([row.condition, row.replicate, row.seed, row.metric, repr(row.value)])
+        value = "" if row.value is None else repr(row.value)
+        writer.writerow([row.condition, row.replicate, row.seed, row.metric, value])
     return buffer.getvalue()
 
 
@@ -107,50 +130,90 @@ def _plain(value):
     return value
 
 
+def _verify(hypothesis: dict, verifier, baseline: list[float], treatment: list[float], name: str) -> dict:
+    spec, metric = hypothesis["verifier"], hypothesis["metric"]
+    try:
+        result = verifier(baseline, treatment, **(hypothesis.get("params") or {}))
+    except Exception as exc:
+        raise RepliflowError(
+            f"repliflow: verifier '{spec}' of hypothesis '{hypothesis['name']}' failed on metric "
+            f"'{metric}' for treatment '{name}': {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(result, dict) or "p_value" not in result or "significant" not in result:
+        raise RepliflowError(
+            f"repliflow: verifier '{spec}' of hypothesis '{hypothesis['name']}' returned {result!r}; a "
+            "verifier returns a dict holding at least 'p_value' and 'significant'"
+        )
+    return _plain(result)
+
+
+def _correct(results: dict[str, dict], correction: str, alpha: float) -> None:
+    """Adjust the treatments' p-values together; decide ``significant`` on the adjusted one."""
+    treatments = list(results)
+    raw = [results[t]["p_value"] for t in treatments]
+    for treatment, p_raw, p_adj in zip(treatments, raw, adjust(raw, correction), strict=True):
+        result = results[treatment]
+        p_adj = None if math.isnan(p_adj) else p_adj
+        result["significant_raw"] = bool(result["significant"])
+        result.update(
+            p_value=p_adj,
+            p_value_raw=p_raw,
+            p_value_adjusted=p_adj,
+            correction=correction,
+            significant=p_adj is not None and p_adj < alpha,
+        )
+
+
 def run_hypotheses(plan: Plan, rows: list[MetricRow], workdir: str | None = None) -> dict:
     values: dict[tuple[str, str], list[float]] = {}
     for row in rows:
-        values.setdefault((row.condition, row.metric), []).append(row.value)
-    metrics = sorted({row.metric for row in rows})
+        value = math.nan if row.value is None else row.value
+        values.setdefault((row.condition, row.metric), []).append(value)
+    present = sorted({row.metric for row in rows if row.value is not None})
     treatments = [c.name for c in plan.conditions if c.name != BASELINE]
     out = []
-    for hypothesis in plan.hypotheses:
+    for index, hypothesis in enumerate(plan.hypotheses):
         name, metric, spec = hypothesis["name"], hypothesis["metric"], hypothesis["verifier"]
-        if metric not in metrics:
+        if metric not in present:
             raise RepliflowError(
                 f"repliflow: hypothesis '{name}' tests metric '{metric}', which the last step never "
-                f"returned (metrics: {', '.join(metrics) or 'none'}); fix hypotheses.*.metric in the config"
+                f"returned (metrics: {', '.join(present) or 'none'}); fix hypotheses.*.metric in the config"
             )
-        verifier = resolve_verifier(spec, workdir)
         params = hypothesis.get("params") or {}
+        check_params(spec, params, key=f"hypotheses.{index}.params")
+        verifier = resolve_verifier(spec, workdir)
         baseline = values.get((BASELINE, metric), [])
-        results = {}
-        for treatment in treatments:
-            try:
-                result = verifier(baseline, values.get((treatment, metric), []), **params)
-            except Exception as exc:
-                raise RepliflowError(
-                    f"repliflow: verifier '{spec}' of hypothesis '{name}' failed on metric '{metric}' "
-                    f"for treatment '{treatment}': {type(exc).__name__}: {exc}"
-                ) from exc
-            if not isinstance(result, dict) or "p_value" not in result or "significant" not in result:
-                raise RepliflowError(
-                    f"repliflow: verifier '{spec}' of hypothesis '{name}' returned {result!r}; a verifier "
-                    "returns a dict holding at least 'p_value' and 'significant'"
-                )
-            results[treatment] = _plain(result)
+        results = {
+            treatment: _verify(hypothesis, verifier, baseline, values.get((treatment, metric), []), treatment)
+            for treatment in treatments
+        }
+        correction = hypothesis.get("correction", DEFAULT_CORRECTION)
+        alpha = float(params.get("alpha", next(iter(results.values()), {}).get("alpha") or 0.05))
+        _correct(results, correction, alpha)
         ranking = sorted(
             treatments,
-            key=lambda t: (results[t]["p_value"] is None, results[t]["p_value"] or 0.0, treatments.index(t)),
+            key=lambda t: (
+                results[t]["p_value"] is None,
+                results[t]["p_value"] or 0.0,
+                results[t]["p_value_raw"] if results[t]["p_value_raw"] is not None else math.inf,
+                treatments.index(t),
+            ),
         )
+        missing = {
+            condition: [r for r, v in enumerate(values.get((condition, metric), [])) if not math.isfinite(v)]
+            for condition in [BASELINE, *treatments]
+        }
         out.append(
             {
                 "name": name,
                 "metric": metric,
                 "verifier": spec,
                 "params": params,
+                "correction": correction,
+                "alpha": alpha,
                 "results": results,
                 "ranking": ranking,
+                "missing_replicates": missing,
             }
         )
     return {"hypotheses": out}
@@ -158,7 +221,17 @@ def run_hypotheses(plan: Plan, rows: list[MetricRow], workdir: str | None = None
 
 def _versions() -> dict[str, str]:
     versions = {}
-    for name in ["repliflow", "snakemake", "numpy", "pandas", "scipy", "pyyaml", "pulp", "pyarrow"]:
+    for name in [
+        "repliflow",
+        "snakemake",
+        "numpy",
+        "pandas",
+        "scipy",
+        "matplotlib",
+        "pyyaml",
+        "pulp",
+        "pyarrow",
+    ]:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
