@@ -71,6 +71,32 @@ def _run(handler, args) -> int:
         return 1
 
 
+def _power(args) -> int:
+    from repliflow.stats.power import format_plan, jsonable, plan
+    from repliflow.tables import read_results
+
+    try:
+        results = read_results(args.results)
+    except FileNotFoundError as exc:
+        print(f"repliflow power: no {exc.filename}; run snakemake to make the results first", file=sys.stderr)
+        return 1
+    names = [h["name"] for h in results.hypotheses]
+    if args.hypothesis is not None and args.hypothesis not in names:
+        print(f"repliflow power: no hypothesis {args.hypothesis!r} (there are: {', '.join(names)})",
+              file=sys.stderr)
+        return 1
+    result = plan(results, effect=args.effect, target=args.power, hypothesis=args.hypothesis)
+    print(json.dumps(jsonable(result), indent=2) if args.json else format_plan(result, args.results))
+    return 0
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, not {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="repliflow", description="Replicated experiments on Snakemake.")
     parser.add_argument("--version", action="version", version=f"repliflow {__version__}")
@@ -113,6 +139,21 @@ def main(argv: list[str] | None = None) -> int:
     gc.add_argument("-d", "--directory", default=".", help="the working directory of the runs (default: .)")
     gc.add_argument("--json", action="store_true", help="print the findings as JSON")
     gc.set_defaults(handler=_gc)
+    power = commands.add_parser(
+        "power",
+        help="replicates per condition needed for 80%% power, from a run's observed variance; "
+        "prints the command that extends the run",
+    )
+    power.add_argument("results", help="results/<experiment>")
+    power.add_argument(
+        "--effect",
+        type=float,
+        help="the difference in means to detect, in metric units (default: the observed one)",
+    )
+    power.add_argument("--power", type=_fraction, default=0.8, help="the target power (default 0.8)")
+    power.add_argument("--hypothesis", help="plan this hypothesis only")
+    power.add_argument("--json", action="store_true", help="print the plan as JSON")
+    power.set_defaults(handler=_power)
     args = parser.parse_args(argv)
     return _run(args.handler, args)
 
