@@ -1,196 +1,585 @@
-"""The self-contained ``report.html``: design, metric summaries, verdicts,
-provenance. Plain HTML with inline CSS, no external resources."""
+"""The report: ``report.html`` (self-contained: inline CSS and SVG plots, no
+external resources) and ``report.md`` (the same text and tables, for
+terminals and pull-request comments).
+
+Sections: verdicts at a glance, design, metrics (distribution plots and
+summaries, paired-difference plots where paired tests are used), verdicts
+(raw and adjusted p, effect sizes with CIs), failed or missing replicates,
+power and replicate planning, provenance. Both files are rendered from one
+list of blocks, so they always say the same thing.
+"""
 
 from __future__ import annotations
 
-import csv
 import html
 import json
 import math
+import re
 import statistics
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from repliflow import storage
+from repliflow import plots, storage
+from repliflow.report_grid import grid_blocks
+from repliflow.stats import PAIRED
+from repliflow.stats import power as power_plan
+from repliflow.tables import Results, load
 
 CSS = """
-body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;color:#222}
-h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th{background:#f3f3f3}td.l,th.l{text-align:left}.yes{color:#a40000;font-weight:bold}.no{color:#555}
-code{background:#f5f5f5;padding:0 .2em}.small{font-size:.85em;color:#555}
+body{font-family:system-ui,sans-serif;max-width:74em;margin:2em auto;padding:0 1em;color:#222;
+line-height:1.45}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.8em}h3{margin-top:1.3em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
+th,td{border:1px solid #ccc;padding:.25em .55em;text-align:left;vertical-align:top}
+th{background:#f3f3f3}td.n{text-align:right;white-space:nowrap}
+strong.yes{color:#a40000}code{background:#f5f5f5;padding:0 .2em;font-size:.95em}
+pre{background:#f5f5f5;padding:.6em .8em;overflow-x:auto}figure{margin:.8em 0}
+figure svg{max-width:100%;height:auto}figcaption{font-size:.85em;color:#555}.small{font-size:.85em;color:#555}
 """
 
-
-def _fmt(value) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        return f"{value:.4g}"
-    return html.escape(str(value))
+DASH = "–"
 
 
-def _table(headers: list[str], rows: list[list], left: int = 1) -> str:
-    head = "".join(
-        f'<th class="{"l" if i < left else ""}">{html.escape(h)}</th>' for i, h in enumerate(headers)
-    )
-    body = "".join(
-        "<tr>"
-        + "".join(f'<td class="{"l" if i < left else ""}">{cell}</td>' for i, cell in enumerate(row))
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+# --- blocks: one document, two renderings ---------------------------------------------
 
 
-def read_metrics(path: Path) -> dict[tuple[str, str], list[float]]:
-    values: dict[tuple[str, str], list[float]] = {}
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            values.setdefault((row["metric"], row["condition"]), []).append(float(row["value"]))
-    return values
+@dataclass
+class Block:
+    kind: str  # h1 h2 h3 p table figure pre ul
+    text: str = ""
+    headers: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    items: list[str] = field(default_factory=list)
+    svg: str = ""
 
 
-def _summary_rows(values: dict, conditions: list[str]) -> dict[str, list[list]]:
-    by_metric: dict[str, list[list]] = {}
-    for (metric, condition), xs in sorted(
-        values.items(), key=lambda kv: (kv[0][0], conditions.index(kv[0][1]))
-    ):
-        finite = [x for x in xs if not math.isnan(x)]
-        std = statistics.stdev(finite) if len(finite) > 1 else float("nan")
-        mean = statistics.fmean(finite) if finite else float("nan")
-        by_metric.setdefault(metric, []).append(
-            [
-                html.escape(condition),
-                len(xs),
-                len(xs) - len(finite),
-                _fmt(mean),
-                _fmt(std),
-                _fmt(min(finite) if finite else None),
-                _fmt(statistics.median(finite) if finite else None),
-                _fmt(max(finite) if finite else None),
-            ]
-        )
-    return by_metric
+def _inline_html(text: str) -> str:
+    """Escape, then render the two bits of Markdown the blocks use: `code` and **bold**."""
+    text = html.escape(text, quote=False)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    text = re.sub(r"\*\*significant\*\*", r'<strong class="yes">significant</strong>', text)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
 
 
-def render(metrics_path: Path, hypotheses_path: Path, provenance_path: Path) -> str:
-    provenance = json.loads(Path(provenance_path).read_text())
-    hypotheses = json.loads(Path(hypotheses_path).read_text())["hypotheses"]
-    conditions = list(provenance["conditions"])
-    baseline_params = provenance["conditions"]["baseline"]["params"]
-    config = provenance["config"]
-    parts = [f"<h1>repliflow report: {html.escape(provenance['experiment'])}</h1>"]
-    parts.append(
-        f'<p class="small">created {html.escape(provenance["created"])} · config '
-        f"{html.escape(str(provenance['config_files']))} · config hash "
-        f"<code>{provenance['config_hash'][:16]}</code></p>"
-    )
+def _td(cell: str) -> str:
+    """Numbers, intervals and counts align right."""
+    numeric = cell[:1] in set("0123456789-−∞[" + DASH)
+    return f'<td class="n">{_inline_html(cell)}</td>' if numeric else f"<td>{_inline_html(cell)}</td>"
 
-    parts.append("<h2>Design</h2>")
-    parts.append(
-        f"<p>{len(conditions)} condition(s) × {config['replicates']} replicate(s), base seed "
-        f"{config.get('seed', 0)}; code <code>{html.escape(provenance['code']['source'])}</code>. "
-        f"Replicate r of every condition uses the same seed (common random numbers).</p>"
-    )
-    steps = provenance["code"]["steps"]
-    parts.append(
-        _table(
-            ["step", "function", "code hash", "baseline params"],
-            [
-                [
-                    html.escape(name),
-                    html.escape(info["function"]),
-                    f"<code>{info['code_hash'][:12]}</code>",
-                    html.escape(json.dumps(baseline_params.get(name, {}), sort_keys=True)),
-                ]
-                for name, info in steps.items()
-            ],
-            left=4,
-        )
-    )
-    rows = []
-    for condition in conditions[1:]:
-        params = provenance["conditions"][condition]["params"]
-        diff = {
-            step: {k: v for k, v in p.items() if baseline_params.get(step, {}).get(k, object()) != v}
-            for step, p in params.items()
-        }
-        diff = {step: d for step, d in diff.items() if d}
-        rows.append([html.escape(condition), html.escape(json.dumps(diff, sort_keys=True)) or "(none)"])
-    if rows:
-        parts.append("<p>Treatments and the parameters they change:</p>")
-        parts.append(_table(["treatment", "differs from baseline"], rows, left=2))
 
-    parts.append("<h2>Metrics per condition</h2>")
-    for metric, table_rows in _summary_rows(read_metrics(metrics_path), conditions).items():
-        parts.append(f"<h3>{html.escape(metric)}</h3>")
-        parts.append(_table(["condition", "n", "NaN", "mean", "std", "min", "median", "max"], table_rows))
-
-    parts.append("<h2>Verdicts</h2>")
-    if not hypotheses:
-        parts.append("<p>No hypotheses configured.</p>")
-    for hypothesis in hypotheses:
-        parts.append(
-            f"<h3>{html.escape(hypothesis['name'])}: {html.escape(hypothesis['metric'])} "
-            f"({html.escape(hypothesis['verifier'])})</h3>"
-        )
-        table_rows = []
-        for rank, treatment in enumerate(hypothesis["ranking"], 1):
-            result = hypothesis["results"][treatment]
-            significant = result.get("significant")
-            table_rows.append(
-                [
-                    html.escape(treatment),
-                    rank,
-                    _fmt(result.get("p_value")),
-                    _fmt(result.get("statistic")),
-                    f'<span class="{"yes" if significant else "no"}">{_fmt(significant)}</span>',
-                    _fmt(result.get("mean_baseline")),
-                    _fmt(result.get("mean_treatment")),
-                ]
-            )
-        parts.append(
-            _table(
-                [
-                    "treatment",
-                    "rank",
-                    "p-value",
-                    "statistic",
-                    "significant",
-                    "mean baseline",
-                    "mean treatment",
-                ],
-                table_rows,
-            )
-        )
-
-    parts.append("<h2>Provenance</h2>")
-    env = provenance["environment"]
-    packages = ", ".join(f"{k} {v}" for k, v in env["packages"].items())
-    parts.append(
-        f"<p>{len(provenance['outputs'])} recorded outputs, each with a sha256 and a sidecar under "
-        "<code>store/</code>; check them with <code>repliflow audit "
-        f"results/{html.escape(provenance['experiment'])}"
-        f"</code>.</p><p class=small>Python {html.escape(env['python'])} on {html.escape(env['platform'])}, "
-        f"host {html.escape(env['host'])}; {html.escape(packages)}</p>"
-    )
+def to_html(blocks: list[Block], title: str) -> str:
+    parts = []
+    for b in blocks:
+        if b.kind in ("h1", "h2", "h3"):
+            parts.append(f"<{b.kind}>{_inline_html(b.text)}</{b.kind}>")
+        elif b.kind == "p":
+            parts.append(f"<p>{_inline_html(b.text)}</p>")
+        elif b.kind == "small":
+            parts.append(f'<p class="small">{_inline_html(b.text)}</p>')
+        elif b.kind == "pre":
+            parts.append(f"<pre><code>{html.escape(b.text)}</code></pre>")
+        elif b.kind == "ul":
+            parts.append("<ul>" + "".join(f"<li>{_inline_html(i)}</li>" for i in b.items) + "</ul>")
+        elif b.kind == "figure":
+            parts.append(f"<figure>{b.svg}<figcaption>{_inline_html(b.text)}</figcaption></figure>")
+        elif b.kind == "table":
+            head = "".join(f"<th>{_inline_html(h)}</th>" for h in b.headers)
+            body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in b.rows)
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
     body = "\n".join(parts)
     return (
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
-        f"<title>repliflow: {html.escape(provenance['experiment'])}</title><style>{CSS}</style></head>"
-        f"<body>\n{body}\n</body></html>\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
     )
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(blocks: list[Block]) -> str:
+    parts = []
+    for b in blocks:
+        if b.kind in ("h1", "h2", "h3"):
+            parts.append("#" * int(b.kind[1]) + " " + b.text)
+        elif b.kind in ("p", "small"):
+            parts.append(b.text)
+        elif b.kind == "pre":
+            parts.append(f"```sh\n{b.text}\n```")
+        elif b.kind == "ul":
+            parts.append("\n".join(f"- {i}" for i in b.items))
+        elif b.kind == "figure":
+            parts.append(f"*Figure (in report.html): {b.text}*")
+        elif b.kind == "table":
+            lines = ["| " + " | ".join(_md_cell(h) for h in b.headers) + " |"]
+            lines.append("|" + "|".join("---" for _ in b.headers) + "|")
+            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b.rows]
+            parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+# --- formatting --------------------------------------------------------------------------
+
+
+def num(value) -> str:
+    if value is None:
+        return DASH
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        if math.isnan(value):
+            return DASH
+        if math.isinf(value):
+            return "∞" if value > 0 else "−∞"
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return str(value)
+
+
+def pval(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    return f"{value:.2e}" if value < 0.001 else f"{value:.3g}"
+
+
+def interval(ci, alternative: str | None = None) -> str:
+    """[low, high]; JSON null bounds are the open side of a one-sided interval."""
+    if not ci:
+        return DASH
+    low, high = ci
+    if low is None and high is None:
+        return DASH
+    low = num(low) if low is not None else ("−∞" if alternative == "less" else DASH)
+    high = num(high) if high is not None else ("∞" if alternative == "greater" else DASH)
+    return f"[{low}, {high}]"
+
+
+EFFECT_NAMES = {
+    "hedges_g": "Hedges' g",
+    "cohens_d": "Cohen's d",
+    "cohens_dz": "Cohen's d_z",
+    "rank_biserial": "rank-biserial r",
+}
+TEST_NAMES = {
+    "welch_t": "Welch t",
+    "student_t": "Student t",
+    "mann_whitney": "Mann-Whitney U",
+    "permutation": "permutation",
+    "bootstrap": "bootstrap BCa",
+    "paired_t": "paired t",
+    "wilcoxon": "Wilcoxon signed-rank",
+}
+
+
+def _effect(result: dict) -> tuple[str, str]:
+    name = result.get("effect_size")
+    if not isinstance(name, str) or name not in result:
+        return DASH, DASH
+    label = EFFECT_NAMES.get(name, name)
+    return f"{label} {num(result.get(name))}", interval(result.get(f"{name}_ci"), result.get("alternative"))
+
+
+def _level(result: dict) -> str:
+    level = result.get("ci_level")
+    return f"{level * 100:.3g}% CI" if isinstance(level, (int, float)) else "CI"
+
+
+# --- sections --------------------------------------------------------------------------
+
+
+def _verdict_sentence(hypothesis: dict, treatment: str, result: dict) -> str:
+    metric = hypothesis["metric"]
+    diff = result.get("mean_difference")
+    test = TEST_NAMES.get(hypothesis["verifier"], hypothesis["verifier"])
+    correction = result.get("correction", hypothesis.get("correction", "none"))
+    k = len(hypothesis["results"])
+    p_text = (
+        f"adjusted p = {pval(result.get('p_value'))} ({correction} over {k})"
+        if k > 1
+        else (f"p = {pval(result.get('p_value'))}")
+    )
+    if result.get("p_value") is None:
+        return f"**{treatment}** vs baseline on `{metric}`: not tested. {result.get('note', '')}".strip()
+    effect_name, _ = _effect(result)
+    ci = interval(result.get("mean_difference_ci"), result.get("alternative"))
+    effect_text = f"; {effect_name}" if not effect_name.endswith(DASH) else ""
+    detail = f"difference {num(diff)} ({_level(result)} {ci}{effect_text})"
+    if result.get("significant"):
+        direction = "raised" if isinstance(diff, (int, float)) and diff > 0 else "lowered"
+        verdict = f"**{treatment}** {direction} `{metric}`: **significant**"
+    else:
+        verdict = f"**{treatment}**: no significant change in `{metric}`"
+    note = f" Note: {result['note']}." if result.get("note") else ""
+    return f"{verdict}, {detail}; {test}, {p_text}.{note}"
+
+
+def _glance(results: Results) -> list[Block]:
+    blocks = [Block("h2", "Verdicts at a glance")]
+    if not results.hypotheses:
+        return blocks + [Block("p", "No hypotheses are configured: the report shows the metrics only.")]
+    for hypothesis in results.hypotheses:
+        items = [_verdict_sentence(hypothesis, t, hypothesis["results"][t]) for t in hypothesis["ranking"]]
+        blocks.append(Block("p", f"Hypothesis **{hypothesis['name']}**:"))
+        blocks.append(Block("ul", items=items))
+    return blocks
+
+
+def _differs(params: dict, baseline: dict) -> str:
+    diff = {
+        step: {k: v for k, v in p.items() if baseline.get(step, {}).get(k, object()) != v}
+        for step, p in params.items()
+    }
+    diff = {step: d for step, d in diff.items() if d}
+    return json.dumps(diff, sort_keys=True) if diff else "(nothing: same recipe as the baseline)"
+
+
+def _design(results: Results) -> list[Block]:
+    prov = results.provenance
+    if not prov:
+        return [Block("h2", "Design"), Block("p", "No provenance.json: the design is unknown.")]
+    config = prov["config"]
+    conditions = list(prov["conditions"])
+    seeds = prov.get("seeds", {}).get("replicates", [])
+    shown = ", ".join(f"{r}: {s}" for r, s in enumerate(seeds[:4])) + (
+        ", … (all in provenance.json)" if len(seeds) > 4 else ""
+    )
+    blocks = [
+        Block("h2", "Design"),
+        Block(
+            "p",
+            f"{len(conditions)} conditions × {config['replicates']} replicates, base seed "
+            f"{config.get('seed', 0)}, code `{prov['code']['source']}`. Replicate r has the same seed in "
+            "every condition (common random numbers), so replicate r of a treatment and of the baseline "
+            f"form a pair; replicate seeds {shown}.",
+        ),
+    ]
+    baseline = prov["conditions"]["baseline"]["params"]
+    blocks.append(
+        Block(
+            "table",
+            headers=["condition", "replicates", "parameters that differ from the baseline"],
+            rows=[
+                [c, str(config["replicates"]), _differs(prov["conditions"][c]["params"], baseline)]
+                for c in conditions
+            ],
+        )
+    )
+    blocks.append(
+        Block(
+            "table",
+            headers=["step", "function", "code hash", "baseline parameters"],
+            rows=[
+                [name, info["function"], f"`{info['code_hash'][:12]}`", json.dumps(baseline.get(name, {}))]
+                for name, info in prov["code"]["steps"].items()
+            ],
+        )
+    )
+    return blocks
+
+
+def _summary_rows(results: Results, metric: str) -> list[list[str]]:
+    rows = []
+    for condition in results.conditions:
+        values = results.values.get((condition, metric), [])
+        finite = results.finite(condition, metric)
+        sd = statistics.stdev(finite) if len(finite) > 1 else math.nan
+        rows.append(
+            [
+                condition,
+                str(len(finite)),
+                str(len(values) - len(finite)),
+                num(statistics.fmean(finite) if finite else math.nan),
+                num(sd),
+                num(min(finite) if finite else math.nan),
+                num(statistics.median(finite) if finite else math.nan),
+                num(max(finite) if finite else math.nan),
+            ]
+        )
+    return rows
+
+
+def _paired_plots(results: Results, metric: str, colors: dict, salt: str) -> list[Block]:
+    paired = [h for h in results.hypotheses if h["metric"] == metric and h["verifier"] in PAIRED]
+    if not paired:
+        return []
+    hypothesis = paired[0]
+    treatments = list(hypothesis["results"])
+    baseline = results.values.get(("baseline", metric), [])
+    differences = {
+        t: [b - a for a, b in zip(baseline, results.values.get((t, metric), []), strict=False)]
+        for t in treatments
+    }
+    intervals = {}
+    for t in treatments:
+        r = hypothesis["results"][t]
+        ci = r.get("mean_difference_ci") or [None, None]
+        mean = r.get("mean_difference")
+        intervals[t] = (mean if isinstance(mean, (int, float)) else math.nan, ci[0], ci[1])
+    svg = plots.paired_differences(metric, treatments, differences, intervals, colors, salt)
+    caption = (
+        f"Paired differences of `{metric}` (tested by hypothesis {', '.join(h['name'] for h in paired)}): "
+        f"each point is one replicate's treatment value minus the baseline value with the same seed; "
+        f"the diamond is the mean difference with its {_level(hypothesis['results'][treatments[0]])} "
+        f"({hypothesis['verifier']})."
+    )
+    return [Block("figure", caption, svg=svg)]
+
+
+def _metrics(results: Results) -> list[Block]:
+    blocks = [Block("h2", "Metrics")]
+    conditions = results.conditions
+    colors = plots.condition_colors(conditions)
+    for index, metric in enumerate(results.metrics):
+        by_condition = {c: results.values.get((c, metric), []) for c in conditions}
+        blocks.append(Block("h3", metric))
+        blocks.append(
+            Block(
+                "figure",
+                f"`{metric}` per condition: every replicate is a point, the box spans the quartiles "
+                "around the median.",
+                svg=plots.distribution(metric, conditions, by_condition, salt=f"dist-{index}"),
+            )
+        )
+        blocks += _paired_plots(results, metric, colors, salt=f"pair-{index}")
+        blocks.append(
+            Block(
+                "table",
+                headers=["condition", "n", "missing", "mean", "SD", "min", "median", "max"],
+                rows=_summary_rows(results, metric),
+            )
+        )
+    return blocks
+
+
+def _with_ci(value, ci, alternative) -> str:
+    return DASH if num(value) == DASH else f"{num(value)} {interval(ci, alternative)}"
+
+
+def _verdicts(results: Results) -> list[Block]:
+    blocks = [Block("h2", "Verdicts")]
+    if not results.hypotheses:
+        return blocks + [Block("p", "No hypotheses configured.")]
+    for h in results.hypotheses:
+        params = h.get("params") or {}
+        correction = h.get("correction", "none")
+        alternative = params.get("alternative", "two-sided")
+        test = TEST_NAMES.get(h["verifier"], h["verifier"])
+        blocks.append(Block("h3", f"{h['name']}: {h['metric']}, {test}"))
+        blocks.append(
+            Block(
+                "p",
+                f"Verifier `{h['verifier']}`, alternative {alternative}, alpha {num(h.get('alpha', 0.05))}; "
+                f"p-values adjusted over the {len(h['results'])} treatment(s) by `{correction}`; "
+                "**significant** and the rank use the adjusted p-value. Differences are treatment "
+                "minus baseline.",
+            )
+        )
+        first = h["results"][h["ranking"][0]] if h["ranking"] else {}
+        level = _level(first)
+        effect = first.get("effect_size")
+        rows, notes = [], []
+        for rank, treatment in enumerate(h["ranking"], 1):
+            r = h["results"][treatment]
+            alt = r.get("alternative")
+            n = (
+                f"{r.get('n_pairs', DASH)} pairs"
+                if r.get("paired")
+                else (f"{r.get('n_baseline', DASH)} / {r.get('n_treatment', DASH)}")
+            )
+            missing = (r.get("n_missing_baseline") or 0) + (r.get("n_missing_treatment") or 0)
+            if r.get("note"):
+                notes.append(f"**{treatment}**: {r['note']}.")
+            rows.append(
+                [
+                    treatment,
+                    str(rank),
+                    n + (f" ({missing} missing)" if missing else ""),
+                    _with_ci(r.get("mean_difference"), r.get("mean_difference_ci"), alt),
+                    _with_ci(r.get(effect), r.get(f"{effect}_ci"), alt) if isinstance(effect, str) else DASH,
+                    num(r.get("statistic")),
+                    pval(r.get("p_value_raw", r.get("p_value"))),
+                    pval(r.get("p_value_adjusted", r.get("p_value"))),
+                    "**significant**" if r.get("significant") else "no",
+                ]
+            )
+        effect_label = EFFECT_NAMES.get(effect, effect) if isinstance(effect, str) else "effect size"
+        blocks.append(
+            Block(
+                "table",
+                headers=[
+                    "treatment",
+                    "rank",
+                    "n (baseline / treatment)",
+                    f"difference ({level})",
+                    f"{effect_label} ({level})",
+                    "statistic",
+                    "p (raw)",
+                    f"p ({correction})",
+                    "verdict",
+                ],
+                rows=rows,
+            )
+        )
+        if notes:
+            blocks.append(Block("ul", items=notes))
+    return blocks
+
+
+def _missing(results: Results) -> list[Block]:
+    blocks = [Block("h2", "Failed or missing replicates")]
+    rows = []
+    for metric in results.metrics:
+        for condition in results.conditions:
+            values = results.values.get((condition, metric), [])
+            bad = [str(r) for r, v in enumerate(values) if not math.isfinite(v)]
+            if bad:
+                rows.append([metric, condition, str(len(bad)), ", ".join(bad)])
+    if rows:
+        blocks.append(
+            Block(
+                "p",
+                "These replicates ran but returned a NaN, infinite or no value for a metric. Tests leave "
+                "them out and count them (the missing columns above); paired tests drop the whole pair.",
+            )
+        )
+        blocks.append(Block("table", headers=["metric", "condition", "count", "replicates"], rows=rows))
+    else:
+        blocks.append(Block("p", "None: every replicate returned every metric as a finite number."))
+    blocks.append(
+        Block(
+            "small",
+            "A step that raises ends its job before any report is made; the job's log under `logs/` "
+            "names the replicate and keeps the traceback.",
+        )
+    )
+    return blocks
+
+
+def _power(results: Results) -> list[Block]:
+    blocks = [Block("h2", "Power and replicates")]
+    if not results.hypotheses:
+        return blocks + [Block("p", "No hypotheses, so nothing to plan.")]
+    plan = power_plan.plan(results)
+    target = f"{plan['target_power'] * 100:.0f}%"
+    blocks.append(
+        Block(
+            "p",
+            f"From the observed differences and SDs: the power the current {plan['replicates']} replicates "
+            f"have, and the replicates per condition that reach {target} power, at the level (alpha) each "
+            "comparison needs after the correction. Power is the noncentral t's (paired tests: on the "
+            "replicate-paired differences); rank tests are planned as their t-test with n × 3/π, their "
+            "efficiency under normality; a metric with zero variance as the exact permutation test the "
+            "verifiers then use. For another effect (in metric units) run "
+            f"`repliflow power {results.path} --effect X`.",
+        )
+    )
+    rows = [
+        [
+            f"{r['hypothesis']} / {r['treatment']}",
+            r["planned_as"],
+            num(r["effect"]),
+            num(r["sd"]),
+            num(r["standardized_effect"]),
+            num(r["alpha_per_comparison"]),
+            str(r["replicates"]),
+            num(r["power"]),
+            str(r["replicates_needed"]) if r["replicates_needed"] else DASH,
+            r["note"],
+        ]
+        for r in plan["rows"]
+    ]
+    blocks.append(
+        Block(
+            "table",
+            headers=[
+                "hypothesis / treatment",
+                "planned as",
+                "difference",
+                "SD",
+                "standardised",
+                "alpha",
+                "replicates",
+                "power now",
+                f"replicates for {target}",
+                "note",
+            ],
+            rows=rows,
+        )
+    )
+    if plan["extend"]:
+        blocks.append(
+            Block(
+                "p",
+                "Raising `replicates` only adds jobs: the replicates already made are reused. To extend the "
+                "run (or set `replicates:` in the config file to the same number and run snakemake again):",
+            )
+        )
+        blocks.append(
+            Block(
+                "pre",
+                "\n".join(
+                    f"# {target} power for {', '.join(e['reaches_target_for'])}\n{e['command']}"
+                    for e in plan["extend"]
+                ),
+            )
+        )
+    else:
+        blocks.append(
+            Block("p", "No comparison with an observed difference needs more than the current replicates.")
+        )
+    return blocks
+
+
+def _provenance(results: Results) -> list[Block]:
+    prov = results.provenance
+    blocks = [Block("h2", "Provenance")]
+    if not prov:
+        return blocks + [Block("p", "No provenance.json.")]
+    env = prov["environment"]
+    packages = ", ".join(f"{k} {v}" for k, v in env["packages"].items())
+    blocks.append(
+        Block(
+            "p",
+            f"{len(prov['outputs'])} recorded outputs, each with a sha256 and a sidecar under `store/`; "
+            f"check them all with `repliflow audit {results.path}`. Config hash `{prov['config_hash'][:16]}` "
+            f"({prov['config_files']}), code `{prov['code']['source']}` sha256 "
+            f"`{prov['code']['sha256'][:16]}`, created {prov['created']}.",
+        )
+    )
+    blocks.append(
+        Block("small", f"Python {env['python']} on {env['platform']}, host {env['host']}; {packages}.")
+    )
+    return blocks
+
+
+def build(results: Results) -> list[Block]:
+    name = results.provenance.get("experiment", results.path.name)
+    return [
+        Block("h1", f"repliflow report: {name}"),
+        *_glance(results),
+        *_design(results),
+        *_metrics(results),
+        *[Block(**spec) for spec in grid_blocks(results)],
+        *_verdicts(results),
+        *_missing(results),
+        *_power(results),
+        *_provenance(results),
+    ]
+
+
+def render(results: Results) -> tuple[str, str]:
+    """(report.html, report.md)."""
+    blocks = build(results)
+    name = results.provenance.get("experiment", results.path.name)
+    return to_html(blocks, f"repliflow: {name}"), to_markdown(blocks)
 
 
 def run_from_snakemake(smk) -> None:
     try:
-        page = render(Path(smk.input.metrics), Path(smk.input.hypotheses), Path(smk.input.provenance))
+        page, markdown = render(load(smk.input.metrics, smk.input.hypotheses, smk.input.provenance))
     except (OSError, KeyError, ValueError) as exc:
         print(f"repliflow: cannot render the report: {type(exc).__name__}: {exc}", file=sys.stderr)
         sys.exit(1)
     storage.atomic_write(Path(smk.output.html), page.encode())
+    storage.atomic_write(Path(smk.output.md), markdown.encode())

@@ -1,4 +1,4 @@
-# The self-contained HTML report.
+# The report: self-contained HTML (inline plots) and the same in Markdown.
 
 
 rule report:
@@ -8,6 +8,7 @@ rule report:
         provenance=rules.aggregate.output.provenance,
     output:
         html=f"{RESULTS}/report.html",
+        md=f"{RESULTS}/report.md",
     log:
         f"{RESULTS}/logs/report.log",
     conda:
