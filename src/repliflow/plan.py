@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repliflow import hashing
+from repliflow import grid, hashing
 from repliflow.errors import ConfigError
 from repliflow.stepcode import FunctionInfo, function_info, resolve_code_path
 
@@ -201,7 +201,7 @@ def build_plan(config: dict, *, workdir: str | None = None) -> Plan:
     baseline = _baseline_steps(config, code_path)
     by_name = {step.name: step for step in baseline}
     conditions = [_condition(BASELINE, baseline, seed)]
-    for treatment, overrides in (config.get("treatments") or {}).items():
+    for treatment, overrides in grid.treatments(config, code_path).items():  # explicit, then grid
         _check_name(treatment, f"treatments.{treatment}")
         if treatment == BASELINE:
             raise ConfigError(
