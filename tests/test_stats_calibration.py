@@ -7,8 +7,11 @@
   pilot run whose observed difference and SD are exactly that shift and 1 lies
   within 10 percentage points of the rejection rate over 400 seeded runs.
 
-The permutation and bootstrap verifiers draw 199 resamples here (9999 by
-default) to keep the suite fast; their calibration does not depend on it.
+Samples have 50 values per condition, the default experiment's replicates.
+The permutation and bootstrap verifiers draw 499 and 999 resamples here (9999
+by default) to keep the suite fast. The BCa bootstrap is liberal in smaller
+samples (about 8% A/A rejections with 20 or 30 per condition); the README
+says so.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from repliflow.stats import BUILTIN_NAMES, PAIRED
 from repliflow.stats.verifiers import BUILTINS
 
 RUNS = 400
-N = 20
+N = 50  # the default experiment's replicates
 ALPHA = 0.05
-FAST = {"permutation": {"n_resamples": 199}, "bootstrap": {"n_resamples": 199}}
+FAST = {"permutation": {"n_resamples": 499}, "bootstrap": {"n_resamples": 999}}
 LOW, HIGH = stats.binom.interval(0.99, RUNS, ALPHA)
 
 
@@ -84,7 +87,7 @@ def _pilot(directory, name: str, shift: float) -> None:
 
 @pytest.mark.parametrize("name", BUILTIN_NAMES)
 def test_predicted_power_is_within_10_points_of_the_observed_rate(name, tmp_path, capsys):
-    shift = 0.5 if name in PAIRED else 0.8
+    shift = 0.3 if name in PAIRED else 0.45  # power about 0.55 to 0.65, where errors show most
     _pilot(tmp_path / "pilot", name, shift)
     assert main(["power", str(tmp_path / "pilot"), "--json"]) == 0
     row = json.loads(capsys.readouterr().out)["rows"][0]
