@@ -1,0 +1,78 @@
+"""The examples under examples/, run at a small size through real Snakemake,
+with the verdicts each one is meant to show (README, section Examples)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pytest
+import yaml
+from conftest import REPO, run_snakemake
+
+
+def run_example(tmp_path, name: str, replicates: int, edit=None) -> tuple[dict, dict]:
+    """Run examples/<name>/config.yaml with --config replicates=N; returns
+    ({hypothesis: {treatment: result}}, {(condition, metric): [values]})."""
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    config = yaml.safe_load((REPO / "examples" / name / "config.yaml").read_text())
+    if edit:
+        edit(config)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    run_snakemake(tmp_path, "--config", f"replicates={replicates}")
+    results = tmp_path / "results" / config["experiment"]
+    hypotheses = json.loads((results / "hypotheses.json").read_text())["hypotheses"]
+    values: dict = {}
+    for row in csv.DictReader((results / "metrics.csv").open()):
+        values.setdefault((row["condition"], row["metric"]), []).append(float(row["value"]))
+    assert "<h2>Grid</h2>" in (results / "report.html").read_text() or "grid" not in config
+    return {h["name"]: h["results"] for h in hypotheses}, values
+
+
+def flagged(results: dict) -> set[str]:
+    return {treatment for treatment, result in results.items() if result["significant"]}
+
+
+def test_montecarlo_flags_the_biased_estimator_at_every_sample_size(tmp_path):
+    def smaller(config):
+        config["pipeline"][0]["params"]["draws"] = 1_000_000
+
+    verdicts, values = run_example(tmp_path, "montecarlo", 4, smaller)
+    mle = {f"n-{n}_estimator-mle" for n in (5, 20, 100)}
+    unbiased = {f"n-{n}_estimator-unbiased" for n in (5, 20, 100)}
+    assert flagged(verdicts["bias"]) == mle
+    for cell in mle:  # biased low, by about variance / n = 4 / n
+        n = int(cell.split("_")[0][2:])
+        assert sum(values[(cell, "bias")]) / 4 == pytest.approx(-4 / n, rel=0.2)
+    assert not flagged(verdicts["bias"]) & unbiased
+    assert {"n-5_estimator-unbiased", "n-100_estimator-unbiased"} <= flagged(verdicts["variance"])
+
+
+def test_factorial_flags_real_factors_and_not_the_null_one(tmp_path):
+    verdicts, values = run_example(tmp_path, "factorial", 5)
+    cells = [f"n-{n}_noise-{s}_distribution-{d}" for n in (10, 40, 160) for s in ("0.5", "1.0", "2.0")
+             for d in ("normal", "exponential")]  # fmt: skip
+    assert set(verdicts["coverage"]) == {"z_interval", *cells}
+    # noise is a null factor for coverage: the same coverage, replicate by replicate, at every level
+    for n in (10, 40, 160):
+        for d in ("normal", "exponential"):
+            levels = [
+                values[(f"n-{n}_noise-{s}_distribution-{d}", "coverage")] for s in ("0.5", "1.0", "2.0")
+            ]
+            assert levels[0] == levels[1] == levels[2]
+    noise_only = {"n-10_noise-0.5_distribution-normal", "n-10_noise-2.0_distribution-normal"}
+    assert not flagged(verdicts["coverage"]) & noise_only
+    skewed_small = {f"n-10_noise-{s}_distribution-exponential" for s in ("0.5", "1.0", "2.0")}
+    assert skewed_small | {"z_interval"} <= flagged(verdicts["coverage"])
+    baseline_recipe = "n-10_noise-1.0_distribution-normal"
+    assert flagged(verdicts["width"]) >= {c for c in cells if not c.startswith("n-10_noise-1.0_")}
+    assert baseline_recipe not in flagged(verdicts["width"]) | flagged(verdicts["coverage"])
+
+
+def test_io_bound_flags_serial_waits_and_never_the_content(tmp_path):
+    verdicts, values = run_example(tmp_path, "io_bound", 4)
+    assert flagged(verdicts["fetch_time"]) == {"serial_fetch"}
+    assert "serial_writes" in flagged(verdicts["write_time"])
+    assert flagged(verdicts["same_content"]) == set()
+    assert values[("serial_fetch", "content")] == values[("baseline", "content")]
