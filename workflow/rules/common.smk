@@ -5,6 +5,7 @@ from pathlib import Path
 # A fresh clone runs without `pip install -e .`: import repliflow from src/.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+from repliflow.cluster import BlockJobs
 from repliflow.config import validate_config
 from repliflow.errors import RepliflowError
 from repliflow.plan import build_plan
@@ -49,6 +50,13 @@ def _block(wildcards):
     segment = PLAN.segment_by_label(wildcards.segment)
     lo, hi = (int(part) for part in wildcards.block.split("-"))
     return PLAN.block_for(segment, lo)
+
+
+# run_segment's threads, resources (from its steps' declarations, else the
+# profile's default-resources) and cluster job group; see repliflow.cluster.
+BLOCK_JOBS = BlockJobs(PLAN, workflow, _block)
+if workflow.is_main_process and (notice := BLOCK_JOBS.capped_notice()):
+    print(notice, file=sys.stderr)
 
 
 def upstream_manifest(wildcards):

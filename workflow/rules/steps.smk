@@ -1,5 +1,12 @@
 # One job per recipe segment x block of replicates; every replicate x step
 # inside it gets its own hashed output and sidecar in the store.
+#
+# Its threads and resources come from what the segment's steps declare
+# (threads, mem_mb, runtime; see repliflow.resources), else from the profile's
+# default-resources. On a cluster every block job joins the job group
+# "replicates" (config batch.group), so one submission runs all segments of a
+# block, and a profile's `group-components: replicates=N` packs N blocks into
+# one submission. Snakemake ignores groups when it runs jobs locally.
 
 
 rule run_segment:
@@ -11,6 +18,11 @@ rule run_segment:
         f"{RESULTS}/logs/blocks/{{segment}}/{{block}}.log",
     params:
         spec=block_spec,
+    threads: BLOCK_JOBS.threads
+    resources:
+        **BLOCK_JOBS.resources(),
+    group:
+        BLOCK_JOBS.group
     conda:
         "../../envs/repliflow.yaml"
     shell:

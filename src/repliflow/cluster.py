@@ -1,0 +1,115 @@
+"""Snakemake glue for the ``run_segment`` rule's resources and job group.
+
+``common.smk`` makes one ``BlockJobs`` and ``steps.smk`` hands its methods to
+the rule's ``threads:``, ``resources:`` and ``group:``. The arithmetic lives
+in ``repliflow.resources``; this module adds what needs Snakemake: falling
+back to the profile's ``default-resources`` for a value no step declares, the
+HTCondor translation, and the job group.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from repliflow.plan import Block, Plan
+from repliflow.resources import block_resources, capped_threads, component_minutes
+from repliflow.resources import declared as declared_resources
+
+GROUP = "replicates"  # the job group of every block job; profiles size it with group-components
+
+
+class BlockJobs:
+    def __init__(self, plan: Plan, workflow, block_of: Callable[[object], Block]):
+        self.plan = plan
+        self.workflow = workflow
+        self.block_of = block_of
+        self.group = GROUP if (plan.config.get("batch") or {}).get("group", True) else None
+
+    def capped_notice(self) -> str | None:
+        """Snakemake caps a job's threads at --cores (on a cluster: the most one
+        submission asks for); say so when a step declares more."""
+        cores = self.workflow.resource_settings.cores
+        capped = capped_threads(self.plan, cores if isinstance(cores, int) else None)
+        if not capped:
+            return None
+        return (
+            f"repliflow: --cores {cores} caps every job's threads, so these steps run with "
+            f"fewer threads than they declare: {', '.join(capped)}"
+        )
+
+    def _declared(self, wildcards) -> dict:
+        return block_resources(self.plan, self.block_of(wildcards))
+
+    def _default(self, name: str, wildcards, kwargs: dict):
+        """The profile's default-resources value for ``name`` in this job, or None."""
+        from snakemake.resources import Resources
+
+        defaults = self.workflow.resource_settings.default_resources
+        resource = Resources.from_mapping(defaults).get(name) if defaults is not None else None
+        if resource is None:
+            return None
+        return resource.evaluate(wildcards, **kwargs).value
+
+    def _or_default(self, name: str, wildcards, kwargs: dict):
+        value = self._declared(wildcards)[name]
+        return self._default(name, wildcards, kwargs) if value is None else value
+
+    def _executor(self) -> str | None:
+        return getattr(self.workflow.executor_plugin, "name", None)
+
+    # --- threads: and resources: of run_segment --------------------------------
+
+    def threads(self, wildcards) -> int:
+        return self._declared(wildcards)["threads"]
+
+    def resources(self) -> dict:
+        """The rule's ``resources:``. A resource no step of the experiment
+        declares is left out, so the rule keeps the profile's default for it."""
+        declared = {key for step in declared_resources(self.plan.config) for key in step}
+        resources = {key: getattr(self, key) for key in ("mem_mb", "runtime") if key in declared}
+        resources.update(
+            request_memory=self.request_memory,
+            request_disk=self.request_disk,
+            allowed_job_duration=self.allowed_job_duration,
+        )
+        return resources
+
+    def mem_mb(self, wildcards, **kwargs) -> int:
+        # a size resource must be a number: 0 (no --mem, no request_memory) when unknown
+        return self._or_default("mem_mb", wildcards, kwargs) or 0
+
+    def runtime(self, wildcards, **kwargs):
+        return self._or_default("runtime", wildcards, kwargs)
+
+    # The HTCondor plugin (0.3) maps threads to request_cpus but reads neither
+    # mem_mb, disk_mb nor runtime: translate them, only when submitting there
+    # (None drops a resource). request_memory is in MB, request_disk in KB; the
+    # plugin's htcondor_request_*_mb names would have to be numbers everywhere.
+
+    def request_memory(self, wildcards, **kwargs):
+        if self._executor() != "htcondor":
+            return None
+        return self._or_default("mem_mb", wildcards, kwargs) or None
+
+    def request_disk(self, wildcards, **kwargs):
+        if self._executor() != "htcondor":
+            return None
+        disk_mb = self._default("disk_mb", wildcards, kwargs)
+        return disk_mb * 1024 if isinstance(disk_mb, int) and disk_mb > 0 else None
+
+    def allowed_job_duration(self, wildcards, **kwargs):
+        """Seconds, an upper bound for the whole submission: a job group sums
+        ``runtime`` over its layers but takes the largest per-layer sum of any
+        other resource, so each job carries the serial time of every block job
+        of its replicate range, times the blocks one submission may hold."""
+        if self._executor() != "htcondor":
+            return None
+        fallback = self._default("runtime", wildcards, kwargs)
+        block = self.block_of(wildcards)
+        if self.group is None:
+            minutes = self._declared(wildcards)["runtime"] or fallback
+        else:
+            components = self.workflow.group_settings.group_components.get(self.group, 1)
+            minutes = components * component_minutes(self.plan, block, fallback or 0)
+        return None if not minutes else int(math.ceil(minutes * 60))

@@ -1,0 +1,74 @@
+"""What a block job asks its executor for, derived from what its steps declare.
+
+A step (the datasource or a pipeline entry) may declare ``threads``, ``mem_mb``
+and ``runtime`` (minutes one call takes, i.e. per replicate; fractions allowed).
+A block job runs its segment's steps one after another for each replicate of
+its block, in one process, so it needs
+
+- ``threads``: the most any of its steps declares (1 when none does);
+- ``mem_mb``: the most any of its steps declares;
+- ``runtime``: the sum of its steps' runtimes times the replicates in the
+  block, plus ``STARTUP_MINUTES`` for starting Python and importing the code,
+  rounded up to whole minutes.
+
+A ``mem_mb`` or ``runtime`` that no step of the block declares is ``None``:
+the Snakefile then falls back to the profile's ``default-resources``.
+Resources never enter a recipe key: changing them re-runs nothing.
+
+Snakemake-free, so it is unit-tested on its own.
+"""
+
+from __future__ import annotations
+
+import math
+
+from repliflow.plan import Block, Plan, Segment
+
+RESOURCE_KEYS = ("threads", "mem_mb", "runtime")
+STARTUP_MINUTES = 1.0
+
+
+def declared(config: dict) -> list[dict]:
+    """Per chain position (0 = datasource), the resources its entry declares."""
+    entries = [config["datasource"], *config["pipeline"]]
+    return [{key: entry[key] for key in RESOURCE_KEYS if entry.get(key) is not None} for entry in entries]
+
+
+def segment_positions(segment: Segment) -> range:
+    """The chain positions one job of this segment computes."""
+    return range(segment.start, segment.end + 1)
+
+
+def block_resources(plan: Plan, block: Block) -> dict[str, int | None]:
+    """``{"threads", "mem_mb", "runtime"}`` for one block job."""
+    steps = [declared(plan.config)[position] for position in segment_positions(block.segment)]
+    threads = max((step["threads"] for step in steps if "threads" in step), default=1)
+    memory = [step["mem_mb"] for step in steps if "mem_mb" in step]
+    runtimes = [step["runtime"] for step in steps if "runtime" in step]
+    runtime = None
+    if runtimes:
+        runtime = math.ceil(STARTUP_MINUTES + sum(runtimes) * (block.hi - block.lo))
+    return {"threads": threads, "mem_mb": max(memory) if memory else None, "runtime": runtime}
+
+
+def component_minutes(plan: Plan, block: Block, fallback: int) -> int:
+    """Minutes all block jobs of this block's replicate range take in series:
+    the jobs one cluster job group component (see steps.smk) runs. A job whose
+    steps declare no runtime counts as ``fallback`` minutes."""
+    total = 0
+    for segment in plan.segments.values():
+        runtime = block_resources(plan, plan.block_for(segment, block.lo))["runtime"]
+        total += fallback if runtime is None else runtime
+    return total
+
+
+def capped_threads(plan: Plan, cores: int | None) -> list[str]:
+    """Names of steps declaring more threads than ``cores`` lets a job have."""
+    if not cores:
+        return []
+    names = [step.name for step in plan.conditions[0].steps]
+    return [
+        f"{names[position]} ({step['threads']})"
+        for position, step in enumerate(declared(plan.config))
+        if step.get("threads", 1) > cores
+    ]
