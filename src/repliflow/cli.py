@@ -40,7 +40,7 @@ def _write_prov(results: str) -> None:
     except RepliflowError as exc:
         print(f"no PROV-JSON export: {exc}", file=sys.stderr)
         return
-    atomic_write(target, json.dumps(document, indent=1).encode())
+    atomic_write(target, json.dumps(document, separators=(",", ":")).encode())
     print(f"wrote the W3C PROV-JSON export {target}", file=sys.stderr)
 
 

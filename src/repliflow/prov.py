@@ -21,7 +21,6 @@ on where the results directory lies.
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from repliflow.layout import LayoutError, output_paths, read_json_object, read_provenance
@@ -49,7 +48,7 @@ def _literal(value):
     return json.dumps(value, sort_keys=True)
 
 
-def to_prov(results_dir: str | Path, workers: int = 16) -> dict:
+def to_prov(results_dir: str | Path) -> dict:
     """The PROV-JSON document for ``results/<experiment>``."""
     results = Path(results_dir)
     provenance = read_provenance(results)
@@ -58,8 +57,7 @@ def to_prov(results_dir: str | Path, workers: int = 16) -> dict:
     for entry in provenance["outputs"]:
         output_paths(entry)  # raises LayoutError on an unsafe entry
         entries.append(entry)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        sidecars = list(pool.map(lambda e: _sidecar(results, e), entries))
+    sidecars = [_sidecar(results, entry) for entry in entries]  # small files, in the page cache
 
     doc: dict[str, dict] = {
         "prefix": {"repliflow": NAMESPACE, "exp": f"urn:repliflow:experiment:{experiment}/"},
