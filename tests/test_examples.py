@@ -72,6 +72,12 @@ def test_factorial_flags_real_factors_and_not_the_null_one(tmp_path):
 
 def test_io_bound_flags_serial_waits_and_never_the_content(tmp_path):
     verdicts, values = run_example(tmp_path, "io_bound", 4)
+    # checksum declares threads: 2, so every job whose segment runs it asks Snakemake for 2 cores
+    plan = run_snakemake(tmp_path, "--forceall", "--dry-run", "--config", "replicates=4").stdout
+    jobs = [job for job in plan.split("rule ")[1:] if job.startswith("run_segment")]
+    with_checksum = [job for job in jobs if "segment=metrics-" in job]
+    assert len(with_checksum) == 3 and all("threads: 2" in job for job in with_checksum)
+    assert not any("threads:" in job for job in jobs if job not in with_checksum)
     assert flagged(verdicts["fetch_time"]) == {"serial_fetch"}
     assert "serial_writes" in flagged(verdicts["write_time"])
     assert flagged(verdicts["same_content"]) == set()

@@ -4,14 +4,18 @@ A replicate "fetches" ``items`` resources, each answering after ``latency``
 seconds (a sleep stands in for the network), with a thread pool of
 ``workers`` threads; then an ``async def`` step writes every payload to a
 local file and reads it back, at most ``concurrency`` at a time, each write
-waiting ``latency`` seconds first (a slow disk). The runner awaits an
-``async def`` step with ``asyncio.run``; a thread pool needs nothing special.
+waiting ``latency`` seconds first (a slow disk); then ``checksum`` hashes the
+payloads on a thread pool that really computes (hashlib releases the GIL).
+The runner awaits an ``async def`` step with ``asyncio.run``; a thread pool
+needs nothing special.
 
-While the threads sleep they hold no core, so the wall time of a replicate
-is about ``items / workers * latency``: ``serial_fetch`` (one worker) must be
-flagged as slower and ``serial_writes`` as slower to write, while the
-content (``content`` metric, a number derived from the payloads' sha256) is
-the same under every degree of parallelism and is never flagged.
+Waiting threads hold no core, so ``fetch`` and ``store`` declare no threads
+(one core is enough for many waiting threads), while ``checksum`` declares
+``threads: 2`` in the config: its block jobs ask Snakemake for two cores.
+``serial_fetch`` (one worker) must be flagged as slower to fetch and
+``serial_writes`` as slower to write, while the content (``content`` metric,
+a number derived from the payloads' sha256) is the same under every degree of
+parallelism and is never flagged.
 
 Payloads are drawn from ``ctx.rng`` before any thread starts: a NumPy
 Generator must not be shared between threads.
@@ -61,11 +65,33 @@ async def store(data, ctx, *, concurrency=8, latency=0.01):
         )
     if read != payloads:
         raise OSError("a file read back differs from what was written")
-    digest = hashlib.sha256(b"".join(read)).hexdigest()
     return {
+        "payloads": [p.hex() for p in read],
         "fetch_seconds": data["fetch_seconds"],
         "write_seconds": time.perf_counter() - start,
-        "sha256": digest,
+    }
+
+
+def checksum(data, ctx, *, workers=2, rounds=16, repeat=4096):
+    """CPU work on a thread pool: ``rounds`` salted sha256 digests of the
+    payloads repeated ``repeat`` times (about 4 MB). hashlib releases the GIL
+    on large buffers, so ``workers`` threads keep ``workers`` cores busy; the
+    config declares ``threads: 2`` on this step so that Snakemake reserves them."""
+    blob = b"".join(bytes.fromhex(p) for p in data["payloads"]) * repeat
+
+    def digest(salt: int) -> str:
+        hasher = hashlib.sha256(salt.to_bytes(4, "big"))
+        hasher.update(blob)
+        return hasher.hexdigest()
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        digests = list(pool.map(digest, range(rounds)))
+    return {
+        "fetch_seconds": data["fetch_seconds"],
+        "write_seconds": data["write_seconds"],
+        "checksum_seconds": time.perf_counter() - start,
+        "sha256": hashlib.sha256("".join(digests).encode()).hexdigest(),
     }
 
 
@@ -73,5 +99,6 @@ def metrics(data, ctx):
     return {
         "fetch_seconds": data["fetch_seconds"],
         "write_seconds": data["write_seconds"],
+        "checksum_seconds": data["checksum_seconds"],
         "content": int(data["sha256"][:8], 16) / 16**8,  # in [0, 1): the same data, the same number
     }
