@@ -90,8 +90,10 @@ def test_blocks_are_aligned_so_more_replicates_keep_full_blocks(workdir):
 
 def test_auto_block_size_aims_at_a_few_blocks_per_segment(workdir):
     assert plan_for(workdir, replicates=5).block_size == 1
-    assert plan_for(workdir, replicates=50).block_size == 7
-    assert plan_for(workdir, replicates=100_000).block_size == 1000
+    assert plan_for(workdir, replicates=50).block_size == 8
+    assert plan_for(workdir, replicates=200).block_size == 32
+    assert plan_for(workdir, replicates=240).block_size == 32  # more replicates keep the blocks
+    assert plan_for(workdir, replicates=100_000).block_size == 1024
 
 
 def test_block_spec_is_a_function_of_the_manifest_path(workdir):

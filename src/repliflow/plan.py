@@ -26,7 +26,7 @@ BASELINE = "baseline"
 DATASOURCE = "datasource"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 AUTO_BLOCKS = 8  # blocks per segment that "auto" aims for: enough to fill a few cores
-MAX_AUTO_BLOCK = 1000
+MAX_AUTO_BLOCK = 1024
 
 
 @dataclass(frozen=True)
@@ -377,7 +377,10 @@ def _check_hypotheses(hypotheses: list[dict], workdir: str | None) -> list[dict]
 def _block_size(batch: dict, replicates: int) -> int:
     size = batch.get("replicates_per_job", "auto")
     if size == "auto":
-        return max(1, min(MAX_AUTO_BLOCK, math.ceil(replicates / AUTO_BLOCKS)))
+        # a power of two, so raising `replicates` keeps every existing block
+        # (and its job) until the size doubles: 200 -> 240 replicates adds jobs only
+        wanted = math.ceil(replicates / AUTO_BLOCKS)
+        return min(MAX_AUTO_BLOCK, 1 << max(0, wanted - 1).bit_length())
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ConfigError(
             f"expected a positive integer or 'auto', got {size!r}", key="batch.replicates_per_job"
