@@ -15,7 +15,7 @@ from base64 import urlsafe_b64encode
 from conftest import SLOW_STEPS, Experiment, counting_config, snakemake_command
 
 from repliflow.cli import main
-from repliflow.layout import incomplete_outputs
+from repliflow.layout import incomplete_outputs, load_plan
 from repliflow.status import format_status, status
 
 
@@ -126,8 +126,9 @@ def test_status_after_a_sigkilled_run_shows_in_flight_replicates_as_incomplete(t
     result = status(killed.root / "config.yaml", killed.root)
     assert not result.active and result.in_flight
     incomplete = sum(t["incomplete"] for t in result.counts.values())
-    block = 5  # auto: ceil(40 / 8) replicates per job; 2 jobs were running
-    assert 0 < incomplete <= 2 * block * 2  # a shared datasource block counts for both conditions
+    block = load_plan(killed.root / "config.yaml", killed.root).block_size  # replicates per job
+    # 2 jobs were running; a shared datasource block counts for both conditions
+    assert 0 < incomplete <= 2 * block * 2
     for tally in result.counts.values():
         assert tally["running"] == tally["failed"] == 0
         assert sum(tally.values()) == 40
