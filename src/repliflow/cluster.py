@@ -13,8 +13,7 @@ import math
 from collections.abc import Callable
 
 from repliflow.plan import Block, Plan
-from repliflow.resources import block_resources, capped_threads, component_minutes
-from repliflow.resources import declared as declared_resources
+from repliflow.resources import block_resources, capped_threads, component_minutes, declared
 
 GROUP = "replicates"  # the job group of every block job; profiles size it with group-components
 
@@ -66,8 +65,8 @@ class BlockJobs:
     def resources(self) -> dict:
         """The rule's ``resources:``. A resource no step of the experiment
         declares is left out, so the rule keeps the profile's default for it."""
-        declared = {key for step in declared_resources(self.plan.config) for key in step}
-        resources = {key: getattr(self, key) for key in ("mem_mb", "runtime") if key in declared}
+        named = {key for step in declared(self.plan.config) for key in step}
+        resources = {key: getattr(self, key) for key in ("mem_mb", "runtime") if key in named}
         resources.update(
             request_memory=self.request_memory,
             request_disk=self.request_disk,
