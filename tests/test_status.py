@@ -99,7 +99,9 @@ def test_markers_are_decoded_including_long_split_names(tmp_path):
 
 
 def test_status_after_a_sigkilled_run_shows_in_flight_replicates_as_incomplete(tmp_path, monkeypatch):
-    killed = Experiment(tmp_path / "killed", counting_config(replicates=40), SLOW_STEPS)
+    # 0.2 s per scale step: a job of several replicates is in flight for a second or more
+    steps = SLOW_STEPS.replace("time.sleep(0.05)", "time.sleep(0.2)")
+    killed = Experiment(tmp_path / "killed", counting_config(replicates=40), steps)
     command = snakemake_command(killed.root)
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
@@ -109,12 +111,10 @@ def test_status_after_a_sigkilled_run_shows_in_flight_replicates_as_incomplete(t
     try:
         while time.monotonic() < deadline:
             if killed.sidecars() >= 60:  # the scale steps are under way, far from done
-                if running is None:
-                    board = status(killed.root / "config.yaml", killed.root)
-                    if sum(t["running"] for t in board.counts.values()):
-                        running = board
-                # kill while a job is in flight (marked incomplete), not between jobs
-                elif incomplete_outputs(killed.root):
+                board = status(killed.root / "config.yaml", killed.root)
+                # kill while jobs have replicates left to compute, not between jobs
+                if sum(t["running"] for t in board.counts.values()) >= 3:
+                    running = board
                     break
             time.sleep(0.02)
     finally:
