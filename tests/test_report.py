@@ -10,6 +10,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -162,7 +163,17 @@ def test_power_prints_the_command_that_extends_the_run(run, capsys):
     # Run it (from the experiment's directory, with the repository's Snakefile): only new replicates run.
     run.reset_calls()
     subprocess.run(
-        [command[0], "--snakefile", str(REPO / "Snakefile"), "--directory", str(run.root), *command[1:]],
+        # the printed `snakemake`, as the interpreter running the tests has it (CI does not activate the venv)
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(run.root),
+            *command[1:],
+        ],
         check=True,
         capture_output=True,
         cwd=run.root,
