@@ -163,7 +163,16 @@ cmd_start() {
 }
 
 cmd_stop() {
-  [[ -s "$DIR/pids" ]] || { log "nothing to stop (no $DIR/pids)"; return; }
+  if [[ -s "$DIR/pids" ]]; then stop_daemons; else log "nothing to stop (no $DIR/pids)"; fi
+  # A slurm.conf naming a stopped controller makes every later `snakemake` wait
+  # ~9 s (the slurm plugin probes `scontrol show config` at start-up): remove ours.
+  if [[ -e "$CONF" ]] && ours; then
+    rm -f "$CONF"
+    log "removed $CONF"
+  fi
+}
+
+stop_daemons() {
   # our cluster's jobs first, so no slurmstepd outlives its slurmd
   if alive "$(awk '$2 == "slurmctld" {print $1}' "$DIR/pids")" slurmctld; then
     timeout 10 scancel --full --quiet --partition=local 2>/dev/null || true
