@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Step functions that append one line per call to calls.log, so tests can count
 # exactly which replicate x step ran.
 COUNTING_STEPS = textwrap.dedent(
-    '''
+    """
     import os
 
 
@@ -40,7 +40,7 @@ COUNTING_STEPS = textwrap.dedent(
         _record(ctx)
         mean = sum(data) / len(data)
         return {"mean": mean, "spread": max(data) - min(data)}
-    '''
+    """
 )
 
 
@@ -104,11 +104,17 @@ class Experiment:
 def snakemake_command(workdir: Path, *args: str) -> list[str]:
     """Run the repository's workflow on the experiment in ``workdir``, 2 cores."""
     return [
-        sys.executable, "-m", "snakemake",
-        "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(workdir / "config.yaml"),
-        "--cores", "2",
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        "2",
         *args,
     ]
 
@@ -118,7 +124,10 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True, env: dict | Non
 
     command = snakemake_command(workdir, *args)
     result = subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout,
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
     )
     if check and result.returncode != 0:
@@ -131,3 +140,12 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True, env: dict | Non
 @pytest.fixture
 def experiment(tmp_path) -> Experiment:
     return Experiment(tmp_path, counting_config())
+
+
+@pytest.fixture(scope="session")
+def finished(tmp_path_factory) -> Experiment:
+    """One completed run of the counting experiment, shared read-only by the
+    test modules that only inspect its results (copy it before changing it)."""
+    experiment = Experiment(tmp_path_factory.mktemp("finished"), counting_config())
+    experiment.snakemake()
+    return experiment

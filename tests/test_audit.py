@@ -8,18 +8,11 @@ import shutil
 
 import pytest
 import yaml
-from conftest import REPO, Experiment, counting_config
+from conftest import REPO
 
 from repliflow import audit as audit_module
 from repliflow.audit import audit
 from repliflow.cli import main
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    experiment = Experiment(tmp_path_factory.mktemp("audit"), counting_config())
-    experiment.snakemake()
-    return experiment
 
 
 @pytest.fixture

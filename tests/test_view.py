@@ -8,18 +8,10 @@ import os
 import shutil
 
 import pytest
-from conftest import Experiment, counting_config
 
 from repliflow import view
 from repliflow.layout import LayoutError
 from repliflow.view import build_view
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    experiment = Experiment(tmp_path_factory.mktemp("view"), counting_config())
-    experiment.snakemake()
-    return experiment
 
 
 @pytest.fixture

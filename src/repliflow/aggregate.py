@@ -91,9 +91,11 @@ def collect_metrics(plan: Plan, manifests: dict) -> list[MetricRow]:
     finals = []
     for condition in plan.conditions:
         for replicate in range(plan.replicates):
-            key = replicate_entries(plan, manifests, condition.name, replicate)[-1]["key"]
+            entry = replicate_entries(plan, manifests, condition.name, replicate)[-1]
+            key = entry["key"]
             if key not in cache:
-                cache[key], _ = storage.load(plan.store_dir, key)
+                # the manifest already holds file, format and sha256: no sidecar read per output
+                cache[key], _ = storage.load(plan.store_dir, key, {"output": entry})
             finals.append((condition.name, replicate, key))
     metrics = sorted({metric for values in cache.values() for metric in values})
     rows = []
@@ -249,8 +251,8 @@ def build_provenance(plan: Plan, manifests: dict, config_files: str) -> dict:
                     outputs.append(
                         {
                             "key": step["key"],
-                            "path": f"store/{step['key'][:2]}/{step['file']}",
-                            "sidecar": f"store/{step['key'][:2]}/{step['key']}.meta.json",
+                            "path": str(storage.key_dir("store", step["key"]) / step["file"]),
+                            "sidecar": str(storage.sidecar_path("store", step["key"])),
                             "sha256": step["sha256"],
                             "format": step["format"],
                             "step": step["step"],

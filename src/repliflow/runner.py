@@ -148,7 +148,7 @@ class BlockRunner:
         else:
             upstream_key = keys[first - 1]
             try:
-                data, sha = storage.load(self.store, upstream_key)
+                data, sha = storage.load(self.store, upstream_key, sidecars.get(first - 1))
             except (OSError, RepliflowError) as exc:
                 raise StepError(
                     f"cannot read its input {upstream_key} ({exc})",
