@@ -15,7 +15,6 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/steps.smk"
 include: "workflow/rules/aggregate.smk"
-include: "workflow/rules/report.smk"
 include: "workflow/rules/view.smk"
 
 
@@ -23,7 +22,6 @@ rule all:
     default_target: True
     input:
         rules.aggregate.output,
-        rules.report.output,
         rules.view.output,
 
 
@@ -31,5 +29,10 @@ onstart:
     record_lock_owner()
 
 
+onsuccess:
+    release_scheduler_timers()
+
+
 onerror:
+    release_scheduler_timers()
     print(ON_ERROR_HINT)

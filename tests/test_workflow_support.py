@@ -1,4 +1,5 @@
-"""Stale-lock release: only a dead holder's lock on this host is removed."""
+"""Stale-lock release (only a dead holder's lock on this host is removed) and
+the scheduler timers released at the end of a run."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -43,3 +45,15 @@ def test_live_or_foreign_locks_are_kept(tmp_path, monkeypatch, case):
     locks = _setup(tmp_path, monkeypatch, pid, host)
     assert workflow_support.release_stale_lock() is None
     assert len(list(locks.iterdir())) == 1
+
+
+def test_release_scheduler_timers_lets_the_process_exit_at_once():
+    # Snakemake's rate limiter leaves a non-daemon Timer like this one; the
+    # interpreter would wait for it at exit.
+    fired = threading.Event()
+    timer = threading.Timer(30, fired.set)
+    timer.start()
+    workflow_support.release_scheduler_timers()
+    timer.join(timeout=5)
+    assert not timer.is_alive()
+    assert not fired.is_set()

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from repliflow import hashing, storage
 from repliflow.errors import RepliflowError
+from repliflow.layout import provenance_outputs, read_manifests
 from repliflow.plan import BASELINE, Plan, Segment, build_plan
 from repliflow.stats import DEFAULT_CORRECTION
 from repliflow.stats.corrections import adjust
@@ -38,16 +39,6 @@ class MetricRow:
     seed: int
     metric: str
     value: float | None  # None: the replicate did not return this metric
-
-
-def read_manifests(paths) -> dict[tuple[str, int], dict]:
-    """Manifests by (segment id, first replicate)."""
-    manifests = {}
-    for path in paths:
-        with open(path) as handle:
-            manifest = json.load(handle)
-        manifests[(manifest["segment"], manifest["lo"])] = manifest
-    return manifests
 
 
 def _chain(plan: Plan, condition: str) -> list[Segment]:
@@ -242,26 +233,7 @@ def _versions() -> dict[str, str]:
 
 
 def build_provenance(plan: Plan, manifests: dict, config_files: str) -> dict:
-    outputs = []
-    for segment in plan.segments.values():
-        for block in plan.blocks(segment):
-            manifest = manifests[(segment.id, block.lo)]
-            for replicate in manifest["replicates"]:
-                for step in replicate["steps"]:
-                    outputs.append(
-                        {
-                            "key": step["key"],
-                            "path": str(storage.key_dir("store", step["key"]) / step["file"]),
-                            "sidecar": str(storage.sidecar_path("store", step["key"])),
-                            "sha256": step["sha256"],
-                            "format": step["format"],
-                            "step": step["step"],
-                            "position": step["position"],
-                            "replicate": replicate["replicate"],
-                            "seed": replicate["seed"],
-                            "conditions": segment.conditions,
-                        }
-                    )
+    outputs = provenance_outputs(plan, manifests)
     code_path = plan.code_path
     return {
         "schema": PROVENANCE_SCHEMA,
@@ -315,11 +287,19 @@ def aggregate(plan: Plan, manifest_paths, out_dir: Path, config_files: str) -> N
 
 
 def run_from_snakemake(smk) -> None:
+    """The ``aggregate`` rule: the tables, then the report rendered from them.
+    One job rather than two: the report needs the same numpy and scipy
+    imports, which cost more than rendering it at the end of every run."""
+    from repliflow.report import write_report
+
     log = open(smk.log[0], "w")  # noqa: SIM115
     try:
         plan = build_plan(smk.params.config)
-        aggregate(plan, smk.input.manifests, Path(smk.output.metrics).parent, smk.params.config_files)
+        out_dir = Path(smk.output.metrics).parent
+        aggregate(plan, smk.input.manifests, out_dir, smk.params.config_files)
         print(f"aggregated {len(smk.input.manifests)} manifests", file=log)
+        write_report(out_dir, Path(smk.output.html), Path(smk.output.md))
+        print(f"wrote {smk.output.html} and {smk.output.md}", file=log)
     except RepliflowError as exc:
         print(str(exc), file=log)
         print(str(exc), file=sys.stderr)

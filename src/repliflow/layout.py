@@ -202,3 +202,39 @@ def segment_keys(plan: Plan) -> dict[str, list[list[str]]]:
             raise LayoutError("repliflow: the plan's segments do not form a tree")
         pending = waiting
     return keys
+
+
+def read_manifests(paths) -> dict[tuple[str, int], dict]:
+    """Manifests by (segment id, first replicate)."""
+    manifests = {}
+    for path in paths:
+        with open(path) as handle:
+            manifest = json.load(handle)
+        manifests[(manifest["segment"], manifest["lo"])] = manifest
+    return manifests
+
+
+def provenance_outputs(plan: Plan, manifests: dict) -> list[dict]:
+    """Every output the manifests record, with the conditions that use it:
+    provenance.json's ``outputs``, and what the readable view links."""
+    outputs = []
+    for segment in plan.segments.values():
+        for block in plan.blocks(segment):
+            manifest = manifests[(segment.id, block.lo)]
+            for replicate in manifest["replicates"]:
+                for step in replicate["steps"]:
+                    outputs.append(
+                        {
+                            "key": step["key"],
+                            "path": str(storage.key_dir("store", step["key"]) / step["file"]),
+                            "sidecar": str(storage.sidecar_path("store", step["key"])),
+                            "sha256": step["sha256"],
+                            "format": step["format"],
+                            "step": step["step"],
+                            "position": step["position"],
+                            "replicate": replicate["replicate"],
+                            "seed": replicate["seed"],
+                            "conditions": segment.conditions,
+                        }
+                    )
+    return outputs

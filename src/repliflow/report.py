@@ -16,11 +16,11 @@ import json
 import math
 import re
 import statistics
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from repliflow import plots, storage
+from repliflow.errors import RepliflowError
 from repliflow.report_grid import grid_blocks
 from repliflow.stats import PAIRED
 from repliflow.stats import power as power_plan
@@ -575,11 +575,12 @@ def render(results: Results) -> tuple[str, str]:
     return to_html(blocks, f"repliflow: {name}"), to_markdown(blocks)
 
 
-def run_from_snakemake(smk) -> None:
+def write_report(results_dir: Path, html_path: Path, md_path: Path) -> None:
+    """Render the tables in ``results_dir`` to ``html_path`` and ``md_path``."""
     try:
-        page, markdown = render(load(smk.input.metrics, smk.input.hypotheses, smk.input.provenance))
+        tables = [results_dir / name for name in ("metrics.csv", "hypotheses.json", "provenance.json")]
+        page, markdown = render(load(*tables))
     except (OSError, KeyError, ValueError) as exc:
-        print(f"repliflow: cannot render the report: {type(exc).__name__}: {exc}", file=sys.stderr)
-        sys.exit(1)
-    storage.atomic_write(Path(smk.output.html), page.encode())
-    storage.atomic_write(Path(smk.output.md), markdown.encode())
+        raise RepliflowError(f"repliflow: cannot render the report: {type(exc).__name__}: {exc}") from exc
+    storage.atomic_write(html_path, page.encode())
+    storage.atomic_write(md_path, markdown.encode())

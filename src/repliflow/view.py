@@ -1,7 +1,8 @@
 """The readable view: browse outputs by condition and replicate.
 
 Storage stays hashed and shared (``store/<kk>/<key>.<ext>``); the view adds,
-for every output ``provenance.json`` lists and every condition using it::
+for every output the run recorded (``provenance.json``'s ``outputs``, read
+from the block manifests in the workflow) and every condition using it::
 
     results/<experiment>/runs/<condition>/rep-<r>/<step>            -> the output
     results/<experiment>/runs/<condition>/rep-<r>/<step>.meta.json  -> its sidecar
@@ -12,9 +13,9 @@ position, key, output, sidecar, sha256 (paths relative to results/<experiment>).
 Where the file system has no symlinks, only ``index.csv`` is written.
 
 The view is rebuilt whole in a temporary directory and swapped in, so it
-never shows links of an older config. Names and paths come from
-``provenance.json`` and are checked before use: nothing is created outside
-``runs/``, and nothing links outside ``store/``.
+never shows links of an older config. Names and paths are checked before
+use: nothing is created outside ``runs/``, and nothing links outside
+``store/``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repliflow.errors import RepliflowError
-from repliflow.layout import SIDECAR_SUFFIX, LayoutError, is_safe_name, output_paths, read_provenance
+from repliflow.layout import (
+    SIDECAR_SUFFIX,
+    LayoutError,
+    is_safe_name,
+    output_paths,
+    provenance_outputs,
+    read_manifests,
+    read_provenance,
+)
 
 INDEX_COLUMNS = ["condition", "replicate", "step", "position", "key", "output", "sidecar", "sha256"]
 
@@ -39,10 +48,10 @@ class ViewResult:
     links: bool  # False where the file system refused symlinks
 
 
-def _rows(provenance: dict) -> list[list]:
+def _rows(outputs: list[dict], source: str) -> list[list]:
     rows = []
-    for index, entry in enumerate(provenance["outputs"]):
-        where = f"provenance.json outputs[{index}]"
+    for index, entry in enumerate(outputs):
+        where = f"{source} outputs[{index}]"
         try:
             path, sidecar = output_paths(entry)
         except LayoutError as exc:
@@ -76,10 +85,15 @@ def _link(target_in_results: str, link: Path, depth: int) -> None:
     os.symlink(os.path.join(*[".."] * depth, target_in_results), link)
 
 
-def build_view(results_dir: str | Path) -> ViewResult:
-    """(Re)build ``runs/`` under ``results/<experiment>`` from its provenance.json."""
+def build_view(results_dir: str | Path, outputs: list[dict] | None = None) -> ViewResult:
+    """(Re)build ``runs/`` under ``results/<experiment>`` from ``outputs``
+    (entries as in provenance.json's ``outputs``; default: read from its
+    provenance.json)."""
     results = Path(results_dir)
-    rows = _rows(read_provenance(results))
+    if outputs is None:
+        rows = _rows(read_provenance(results)["outputs"], "provenance.json")
+    else:
+        rows = _rows(outputs, "the block manifests'")
     runs = results / "runs"
     staging = results / f".runs.{os.getpid()}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
@@ -126,10 +140,15 @@ def _swap(staging: Path, runs: Path) -> None:
 
 
 def run_from_snakemake(smk) -> None:
+    """The ``view`` rule. It reads the block manifests, as ``aggregate`` does,
+    rather than provenance.json, so the two jobs run side by side."""
+    from repliflow.plan import build_plan
+
     with open(smk.log[0], "w") as log:
         try:
-            results = Path(smk.input.provenance).parent
-            result = build_view(results)
+            results = Path(smk.output.index).parent.parent
+            outputs = provenance_outputs(build_plan(smk.params.config), read_manifests(smk.input.manifests))
+            result = build_view(results, outputs)
             how = "symlinks and index.csv" if result.links else "index.csv only (no symlinks here)"
             print(f"view of {result.rows} outputs in {results / 'runs'}: {how}", file=log)
         except RepliflowError as exc:

@@ -84,3 +84,20 @@ def release_stale_lock() -> str | None:
         f"repliflow: removed the lock left by snakemake process {owner['pid']}, which is gone "
         "(killed or crashed); its incomplete jobs are redone with --rerun-incomplete"
     )
+
+
+def release_scheduler_timers() -> None:
+    """Called from ``onsuccess``/``onerror``: cancel Snakemake's pending
+    scheduler timers so the process exits when the run is over.
+
+    Snakemake's job rate limiter (``--max-jobs-per-timespan``, default
+    100/1s) starts a non-daemon ``threading.Timer`` every scheduling round
+    to wake the scheduler one timespan later. Once the run has ended nothing
+    waits for that wake-up, but Python waits for the timer thread before it
+    exits: up to a second added to every run that executed a job.
+    """
+    import threading
+
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()

@@ -1,4 +1,6 @@
-# Collect every metrics output, run the verifiers, record provenance.
+# Collect every metrics output, run the verifiers, record provenance, and
+# render the report from those tables. One job: the report needs the same
+# numpy and scipy imports, which cost more than the rendering itself.
 
 
 rule aggregate:
@@ -8,6 +10,8 @@ rule aggregate:
         metrics=f"{RESULTS}/metrics.csv",
         hypotheses=f"{RESULTS}/hypotheses.json",
         provenance=f"{RESULTS}/provenance.json",
+        html=f"{RESULTS}/report.html",
+        md=f"{RESULTS}/report.md",
     log:
         f"{RESULTS}/logs/aggregate.log",
     params:

@@ -14,6 +14,7 @@ from repliflow.workflow_support import (
     fail,
     prepare_job_environment,
     record_lock_owner,
+    release_scheduler_timers,
     release_stale_lock,
 )
 

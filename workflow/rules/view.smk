@@ -1,14 +1,17 @@
 # The readable view: runs/<condition>/rep-<r>/<step> links into the hashed
-# store, and runs/index.csv; rebuilt whenever provenance.json changes.
+# store, and runs/index.csv. It reads the block manifests, as aggregate does,
+# so the two jobs run side by side.
 
 
 rule view:
     input:
-        provenance=rules.aggregate.output.provenance,
+        manifests=all_manifests,
     output:
         index=f"{RESULTS}/runs/index.csv",
     log:
         f"{RESULTS}/logs/view.log",
+    params:
+        config=CONFIG,
     conda:
         "../../envs/repliflow.yaml"
     script:
