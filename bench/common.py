@@ -176,10 +176,64 @@ def avoid_slow_slurm_probe() -> str:
     return SLURM_NOTE
 
 
+WORKFLOW_VENV = BENCH / ".venv-workflow"
+# None: the default install in WORKFLOW_VENV; set by --workflow-python.
+WORKFLOW_PYTHON: Path | None = None
+
+
+def workflow_python() -> Path:
+    return WORKFLOW_PYTHON or WORKFLOW_VENV / "bin" / "python"
+
+
+def setup_workflow_venv() -> None:
+    """Make bench/.venv-workflow: this repository installed the way the
+    README's run command installs it (``pip install -e .``, no extras), with
+    this venv's numpy (so ctx.rng draws the same numbers as the references).
+
+    The workflow is timed there, not in the developer's venv: the ``cluster``
+    extra's executor plugins are imported by every Snakemake process at
+    start-up (the slurm plugin imports pandas), which a local user does not
+    install and should not pay for. Remade when pyproject.toml changes."""
+    if WORKFLOW_PYTHON is not None:
+        return
+    import hashlib
+
+    import numpy
+
+    stamp = WORKFLOW_VENV / "pyproject.sha256"
+    project = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()
+    wanted = f"{project} numpy {numpy.__version__}"
+    python = WORKFLOW_VENV / "bin" / "python"
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return
+    print(f"# making {WORKFLOW_VENV} (pip install -e {REPO}, numpy {numpy.__version__})", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(WORKFLOW_VENV)], check=True)
+    install = [str(python), "-m", "pip", "install", "-q", "-e", str(REPO), f"numpy=={numpy.__version__}"]
+    subprocess.run(install, check=True)
+    stamp.write_text(wanted)
+
+
+def executor_plugins() -> list[str]:
+    """The Snakemake executor plugins the workflow's Python has (each one is
+    imported at every Snakemake start)."""
+    probe = subprocess.run(
+        [
+            str(workflow_python()),
+            "-c",
+            "import importlib.metadata as m; print(' '.join(sorted(d.metadata['Name'] for d in "
+            "m.distributions() if d.metadata['Name'].startswith('snakemake-executor-plugin'))))",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    return probe.stdout.split()
+
+
 def snakemake(workdir: Path, cores: int, *extra: str, quiet: bool = True) -> Run:
-    """One whole Snakemake process on ``workdir``; stops the benchmark on failure."""
+    """One whole Snakemake process on ``workdir`` in the workflow's Python
+    (``workflow_python()``); stops the benchmark on failure."""
     command = [
-        sys.executable, "-m", "snakemake",
+        str(workflow_python()), "-m", "snakemake",
         "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir),
         "--configfile", str(workdir / "config.yaml"),
@@ -240,7 +294,7 @@ def count_work(config: dict, workdir: Path) -> tuple[int, int]:
 
 
 def reference(
-    config: dict, workdir: Path, *, workers: int = 0, crystallize: bool = False
+    config: dict, workdir: Path, *, workers: int = 0, crystallize: bool = False, verify: bool = False
 ) -> tuple[float, float, list]:
     """(whole-process seconds, loop-only seconds, metric rows) of a reference
     run of ``config``: bench/refloop.py (a plain loop, or a process pool with
@@ -256,6 +310,8 @@ def reference(
     paths = [str(REPO / "src"), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     command = [python, str(script), str(config_path), str(rows_path), "--workers", str(workers)]
+    if verify:
+        command.append("--verify")
     # Crystallize writes its artifacts under the working directory.
     run = run_process(command, cwd=workdir, env=env)
     if run.returncode != 0:
@@ -370,12 +426,13 @@ def load_average() -> str:
 
 
 def environment() -> str:
-    """Cores, versions and the workflow's commit, for a header line."""
+    """Cores, versions, the workflow's Python and commit, for a header line."""
     from snakemake import __version__ as snakemake_version
 
+    plugins = ", ".join(executor_plugins()) or "none"
     return (
         f"{os.cpu_count()} cores, snakemake {snakemake_version}, python {platform.python_version()}, "
-        f"workflow {workflow_version()}"
+        f"workflow {workflow_version()} run by {workflow_python()} (executor plugins: {plugins})"
     )
 
 

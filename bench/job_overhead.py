@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from datetime import datetime
@@ -25,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common  # noqa: E402
 from common import (  # noqa: E402
     SEGMENT_RULE,
     avoid_slow_slurm_probe,
@@ -40,7 +40,6 @@ from common import (  # noqa: E402
     snakemake,
     tiny_config,
     value_text,
-    workflow_version,
 )
 
 
@@ -178,17 +177,13 @@ def report(args, times: dict[str, list[float]], facts: dict, started: float) -> 
     line(f"noop_rerun_{large}", t["noop_rerun"], "s", t["ref_large"], ref_large)
     line(f"dry_run_{large}", t["dry_run"], "s", t["ref_large"], ref_large)
 
-    from snakemake import __version__ as snakemake_version
-
     # Other work on the machine slows every figure; the load average at the
     # start and at the end says how much there was.
     load = f"{args.load_before:.2f} -> {os.getloadavg()[0]:.2f}"
 
     print(
-        f"# repliflow job overhead, started {args.started_at}: "
-        f"{os.cpu_count()} cores, --cores {args.cores}, snakemake {snakemake_version}, "
-        f"python {platform.python_version()}, workflow {workflow_version()}, fastest of {args.repeats}; "
-        f"load average {load}"
+        f"# repliflow job overhead, started {args.started_at}: {common.environment()}, "
+        f"--cores {args.cores}, fastest of {args.repeats}; load average {load}"
     )
     print(
         f"# datasource + 2 steps, baseline + 2 treatments; jobs1_{small}: {jobs1_jobs} segment jobs, "
@@ -217,12 +212,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the fastest is shown")
     parser.add_argument("--raw", action="store_true", help="also print every repeat's seconds")
     parser.add_argument("--keep", action="store_true", help="keep the work directories under bench/work/")
+    parser.add_argument(
+        "--workflow-python",
+        type=Path,
+        help="the Python that runs snakemake (default: bench/.venv-workflow, the README's install)",
+    )
     args = parser.parse_args(argv)
     if min(args.replicates, args.job_replicates, args.cores, args.repeats) < 1:
         parser.error("--replicates, --job-replicates, --cores and --repeats must be at least 1")
     started = time.perf_counter()
     args.load_before = os.getloadavg()[0]
     args.started_at = datetime.now().astimezone().isoformat(timespec="seconds")
+    if args.workflow_python:
+        common.WORKFLOW_PYTHON = args.workflow_python
+    common.setup_workflow_venv()
     if note := avoid_slow_slurm_probe():
         print(f"# {note}")
     times, facts = measure(args)

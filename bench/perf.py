@@ -1,6 +1,6 @@
 """repliflow against the in-process loops it replaces: tiny steps, heavy steps, scale.
 
-    python bench/perf.py setup          # make bench/.venv-crystallize (crystallize-ml, numpy)
+    python bench/perf.py setup          # make bench/.venv-crystallize and bench/.venv-workflow
     python bench/perf.py tiny  [--replicates 1000] [--per-job auto,one] [--repeats 3]
     python bench/perf.py heavy [--replicates 20] [--seconds 0.2] [--per-job auto,10] [--repeats 2]
     python bench/perf.py scale [--replicates 10000] [--repeats 2]
@@ -183,6 +183,9 @@ def run_references(figs: Figures, config: dict, steps: str, workers: int) -> lis
     whole, loop, rows = common.reference(config, work)
     figs.record("inprocess", whole)
     figs.record("inprocess_loop_only", loop)
+    whole, _, verified_rows = common.reference(config, work, verify=True)
+    common.check_same_numbers(f"the reference with Welch tests in {work}", verified_rows, rows)
+    figs.record("inprocess_welch", whole)
     whole, _, pool_rows = common.reference(config, work, workers=workers)
     common.check_same_numbers(f"the ProcessPoolExecutor reference in {work}", pool_rows, rows)
     figs.record(f"pool_{workers}", whole)
@@ -255,7 +258,8 @@ REFERENCES = ("inprocess", "pool_{w}", "crystallize_serial", "crystallize_proces
 def reference_lines(figs: Figures, workers: int, variants: dict) -> list:
     """The references', then every workflow variant's line, against inprocess."""
     base = figs.best("inprocess")
-    names = [template.format(w=workers) for template in REFERENCES] + ["inprocess_loop_only", *variants]
+    names = [template.format(w=workers) for template in REFERENCES]
+    names += ["inprocess_loop_only", "inprocess_welch", *variants]
     return [(name, figs.best(name), "s", common.ratio(figs.best(name), base, "inprocess")) for name in names]
 
 
@@ -285,6 +289,8 @@ def tiny(args) -> None:
     )
     base, crystallize = figs.best("inprocess"), figs.best("crystallize_serial")
     best_s, steps_count = figs.best(best), facts[best]["steps"]
+    welch_ratio = common.ratio(best_s, figs.best("inprocess_welch"), "inprocess_welch")
+    lines.append(("repliflow_best_vs_inprocess_welch", best_s, "s", welch_ratio))
     lines.append(
         (
             "repliflow_best_vs_crystallize_serial",
@@ -324,8 +330,7 @@ def heavy(args) -> None:
     figs, facts, lines, best = compare(
         args, lambda per_job: heavy_config(replicates, per_job, iterations), HEAVY_STEPS
     )
-    for template in REFERENCES:
-        name = template.format(w=workers)
+    for name in [template.format(w=workers) for template in REFERENCES] + ["inprocess_welch"]:
         lines.append((f"speedup_over_{name}", figs.best(name) / figs.best(best), "x", f"{name}_over_{best}"))
     speedup = figs.best("inprocess") / figs.best(best)
     targets = (
@@ -446,6 +451,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--repeats", type=int, default=repeats, help="runs per figure; the fastest is shown")
         p.add_argument("--raw", action="store_true", help="also print every repeat's figure")
         p.add_argument("--keep", action="store_true", help="keep the work directories under bench/work/")
+        p.add_argument(
+            "--workflow-python",
+            type=Path,
+            help="the Python that runs snakemake (default: bench/.venv-workflow, the README's install)",
+        )
 
     sub.add_parser("setup", help="make bench/.venv-crystallize")
     p = sub.add_parser("tiny", help="3 x 1,000 replicates x 3 steps of microseconds")
@@ -485,9 +495,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.bench == "setup":
         common.setup_crystallize()
+        common.setup_workflow_venv()
         return 0
     if args.bench in ("tiny", "heavy", "all"):
         common.setup_crystallize()
+    if args.workflow_python:
+        common.WORKFLOW_PYTHON = args.workflow_python
+    common.setup_workflow_venv()
     common.avoid_slow_slurm_probe()
     if args.bench == "all":
         for name in ("tiny", "heavy", "scale"):
@@ -498,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             if args.repeats:
                 options += ["--repeats", str(args.repeats)]
+            if args.workflow_python:
+                options += ["--workflow-python", str(args.workflow_python)]
             main([name, *options])
             print()
         return 0

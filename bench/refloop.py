@@ -1,6 +1,6 @@
 """The reference the benchmarks hold repliflow against: a plain Python loop.
 
-    python bench/refloop.py CONFIG.json ROWS.json [--workers N] [--chunksize C]
+    python bench/refloop.py CONFIG.json ROWS.json [--workers N] [--chunksize C] [--verify]
 
 Runs the experiment in CONFIG.json (a repliflow config whose `code` is a .py
 path) over the same conditions, replicates and seeds as the workflow, calling
@@ -11,6 +11,8 @@ conditions share it (a treatment that changes the datasource gets its own).
 
 `--workers 0` (the default) loops in this process; `--workers N` maps the
 replicates over a `concurrent.futures.ProcessPoolExecutor` of N processes.
+`--verify` then runs the hypotheses' Welch t-tests with scipy, as a loop
+written by hand would (the workflow runs them in its aggregate job).
 Writes `[[condition, replicate, metric, value], ...]` to ROWS.json and prints
 `{"loop_s": seconds}`: the loop's own time, after the imports.
 
@@ -106,10 +108,30 @@ def write_rows(path: str, rows: list, loop_seconds: float) -> None:
     print(json.dumps({"loop_s": loop_seconds}))
 
 
+def welch_tests(rows: list) -> dict:
+    """What a hand-written loop does next: Welch's t-test of every
+    hypothesis' metric, each treatment against the baseline (scipy)."""
+    from scipy import stats
+
+    values: dict[tuple[str, str], list[float]] = {}
+    for condition, _, metric, value in rows:
+        values.setdefault((condition, metric), []).append(value)
+    results = {}
+    for hypothesis in CONFIG.get("hypotheses") or []:
+        metric = hypothesis["metric"]
+        for treatment in list(conditions())[1:]:
+            test = stats.ttest_ind(values[(treatment, metric)], values[("baseline", metric)], equal_var=False)
+            results[f"{hypothesis['name']}/{treatment}"] = float(test.pvalue)
+    return results
+
+
 def main() -> int:
     args = arguments(
         __doc__,
-        **{"--chunksize": {"type": int, "default": 0, "help": "replicates per task (0: about 4 per worker)"}},
+        **{
+            "--chunksize": {"type": int, "default": 0, "help": "replicates per task (0: about 4 per worker)"},
+            "--verify": {"action": "store_true", "help": "then run the hypotheses' Welch t-tests (scipy)"},
+        },
     )
     replicates = range(CONFIG["replicates"])
     clock = time.perf_counter()
@@ -121,7 +143,10 @@ def main() -> int:
             rows = [row for part in pool.map(run_replicate, replicates, chunksize=chunk) for row in part]
     else:
         rows = [row for replicate in replicates for row in run_replicate(replicate)]
-    write_rows(args.rows, rows, time.perf_counter() - clock)
+    loop_seconds = time.perf_counter() - clock
+    if args.verify:
+        welch_tests(rows)
+    write_rows(args.rows, rows, loop_seconds)
     return 0
 
 
