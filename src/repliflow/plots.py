@@ -12,8 +12,13 @@ from __future__ import annotations
 import io
 import math
 import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 BASELINE_COLOR = "#4c5d73"
 TREATMENT_COLORS = ["#d1603d", "#3a8d5c", "#7b57a6", "#c9a227", "#2f7fbf", "#b84a7a", "#6d8f2a", "#8c6d46"]
@@ -28,36 +33,45 @@ def condition_colors(conditions: list[str]) -> dict[str, str]:
     return colors
 
 
-def _pyplot():
+# Applied around building and saving each figure (matplotlib reads some of them
+# when an artist is made, some at draw time), so nothing leaks into the process's
+# rcParams. svg.fonttype none keeps text as text; svg.hashsalt (per figure, below)
+# makes the SVG's ids stable.
+STYLE = {
+    "svg.fonttype": "none",
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.grid.axis": "y",
+    "grid.color": "#e4e4e4",
+    "axes.axisbelow": True,
+}
+
+
+def _render(figsize: tuple[float, float], salt: str, draw: Callable[[Axes], None]) -> str:
+    """One Axes on a Figure of ``figsize`` inches, filled by ``draw``, as inline SVG.
+
+    matplotlib's object-oriented API (no pyplot: no global figure registry or
+    backend selection, nothing to close) and imported here, not at module import,
+    so commands that never plot do not pay for matplotlib."""
     import matplotlib
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update(
-        {
-            "svg.fonttype": "none",
-            "font.size": 9,
-            "axes.spines.top": False,
-            "axes.spines.right": False,
-            "axes.grid": True,
-            "axes.grid.axis": "y",
-            "grid.color": "#e4e4e4",
-            "axes.axisbelow": True,
-        }
-    )
-    return plt
-
-
-def _svg(fig, salt: str) -> str:
-    plt = _pyplot()
     buffer = io.StringIO()
-    with plt.rc_context({"svg.hashsalt": salt}):
-        fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
-    plt.close(fig)
+    with matplotlib.rc_context({**STYLE, "svg.hashsalt": salt}):
+        fig = Figure(figsize=figsize)
+        draw(fig.add_subplot())
+        FigureCanvasSVG(fig).print_figure(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
     text = buffer.getvalue()
     text = text[text.index("<svg") :]  # inline: drop the XML declaration and DOCTYPE
-    return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+    return re.sub(r"<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
+
+
+def _finite(values: list[float]) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    return array[np.isfinite(array)]
 
 
 def _strip(ax, position: float, values: np.ndarray, color: str, seed: int, horizontal: bool = False) -> None:
@@ -68,43 +82,64 @@ def _strip(ax, position: float, values: np.ndarray, color: str, seed: int, horiz
     ax.scatter(x, y, s=11, color=color, alpha=0.7, linewidths=0, zorder=3)
 
 
-def _box(ax, values: list[np.ndarray], positions, colors: list[str], vert: bool = True) -> None:
-    kept = [(v, p, c) for v, p, c in zip(values, positions, colors, strict=True) if len(v)]
-    if not kept:
-        return
-    boxes = ax.boxplot(
-        [v for v, _, _ in kept],
-        positions=[p for _, p, _ in kept],
-        orientation="vertical" if vert else "horizontal",
-        widths=0.5,
-        showfliers=False,
-        patch_artist=True,
-        medianprops={"color": "#222222", "linewidth": 1.4},
-    )
-    for patch, (_, _, color) in zip(boxes["boxes"], kept, strict=True):
-        patch.set_facecolor(color + "33")
-        patch.set_edgecolor(color)
+WHISKER = {"color": "black", "linestyle": "-", "linewidth": 1.0}  # and caps
+MEDIAN = {"color": "#222222", "linewidth": 1.4, "solid_capstyle": "butt"}  # butt: ends at the box's edges
+
+
+def _box(ax: Axes, values: list[np.ndarray], positions, colors: list[str], vert: bool = True) -> None:
+    """Per non-empty series: its quartile box (width 0.5, at its position), the
+    whiskers to the furthest data within 1.5 IQR with caps, and the median; no
+    fliers (the strip draws every replicate).
+
+    These are the artists ``Axes.boxplot(patch_artist=True, showfliers=False)``
+    makes, in its order and style, made here because boxplot reads every rcParam,
+    ``backend`` included, and reading ``backend`` imports pyplot to choose one."""
+    from matplotlib.cbook import boxplot_stats
+    from matplotlib.patches import PathPatch
+    from matplotlib.path import Path
+
+    def line(along: list[float], across: list[float], zorder: float = 2, **style) -> None:
+        xy = (along, across) if vert else (across, along)  # ``along`` the positions' axis
+        ax.plot(*xy, **{**WHISKER, **style}, marker="", zorder=zorder)
+
+    for data, position, color in zip(values, positions, colors, strict=True):
+        if not len(data):
+            continue
+        stats = boxplot_stats(data, whis=1.5)[0]
+        q1, q3, low, high = stats["q1"], stats["q3"], stats["whislo"], stats["whishi"]
+        left, right = position - 0.25, position + 0.25
+        corners = [(left, q1), (right, q1), (right, q3), (left, q3), (left, q1)]
+        # closed=True: the last vertex is only where CLOSEPOLY goes (as boxplot makes it)
+        outline = Path([c if vert else c[::-1] for c in [*corners, corners[0]]], closed=True)
+        box = PathPatch(outline, facecolor=color + "33", edgecolor=color, linewidth=1.0, zorder=2)
+        ax.add_artist(box)
+        line([position, position], [q1, low])
+        line([position, position], [q3, high])
+        line([position - 0.125, position + 0.125], [low, low])
+        line([position - 0.125, position + 0.125], [high, high])
+        line([left, right], [stats["med"]] * 2, **MEDIAN, zorder=2.1)
 
 
 def distribution(metric: str, conditions: list[str], values: dict[str, list[float]], salt: str) -> str:
     """Box + strip plot of one metric, one column per condition."""
-    plt = _pyplot()
     colors = condition_colors(conditions)
-    fig, ax = plt.subplots(figsize=(max(3.6, 1.5 + 1.3 * len(conditions)), 3.2))
-    finite = [np.array([v for v in values.get(c, []) if math.isfinite(v)]) for c in conditions]
+    finite = [_finite(values.get(c, [])) for c in conditions]
     positions = list(range(1, len(conditions) + 1))
-    _box(ax, finite, positions, [colors[c] for c in conditions])
-    for index, (condition, data) in enumerate(zip(conditions, finite, strict=True)):
-        _strip(ax, positions[index], data, colors[condition], seed=index)
-    labels = []
-    for condition, data in zip(conditions, finite, strict=True):
-        missing = len(values.get(condition, [])) - len(data)
-        labels.append(f"{condition}\nn={len(data)}" + (f", {missing} missing" if missing else ""))
-    ax.set_xticks(positions, labels)
-    ax.set_xlim(0.4, len(conditions) + 0.6)
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric}: every replicate, by condition", loc="left", fontsize=10)
-    return _svg(fig, salt)
+
+    def draw(ax: Axes) -> None:
+        _box(ax, finite, positions, [colors[c] for c in conditions])
+        for index, (condition, data) in enumerate(zip(conditions, finite, strict=True)):
+            _strip(ax, positions[index], data, colors[condition], seed=index)
+        labels = []
+        for condition, data in zip(conditions, finite, strict=True):
+            missing = len(values.get(condition, [])) - len(data)
+            labels.append(f"{condition}\nn={len(data)}" + (f", {missing} missing" if missing else ""))
+        ax.set_xticks(positions, labels)
+        ax.set_xlim(0.4, len(conditions) + 0.6)
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric}: every replicate, by condition", loc="left", fontsize=10)
+
+    return _render((max(3.6, 1.5 + 1.3 * len(conditions)), 3.2), salt, draw)
 
 
 def paired_differences(
@@ -117,35 +152,36 @@ def paired_differences(
 ) -> str:
     """Per treatment, replicate r's treatment minus baseline value, with the mean
     difference and its confidence interval (``intervals``: mean, low, high)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, max(1.8, 0.9 + 0.8 * len(treatments))))
     positions = list(range(len(treatments), 0, -1))
-    data = [np.array([d for d in differences.get(t, []) if math.isfinite(d)]) for t in treatments]
-    _box(ax, data, positions, [colors[t] for t in treatments], vert=False)
-    for index, (treatment, diffs) in enumerate(zip(treatments, data, strict=True)):
-        _strip(ax, positions[index], diffs, colors[treatment], seed=index, horizontal=True)
-        mean, low, high = intervals.get(treatment, (math.nan, None, None))
-        if math.isfinite(mean):
-            lo = low if low is not None and math.isfinite(low) else mean
-            hi = high if high is not None and math.isfinite(high) else mean
-            ax.errorbar(
-                [mean],
-                [positions[index] + 0.36],
-                xerr=[[mean - lo], [hi - mean]],
-                fmt="D",
-                color="#111111",
-                markersize=4,
-                capsize=3,
-                linewidth=1.2,
-                zorder=4,
-            )
-    ax.axvline(0, color="#888888", linewidth=1, linestyle="--", zorder=1)
-    ax.set_yticks(positions, treatments)
-    ax.set_ylim(0.4, len(treatments) + 0.75)
-    ax.grid(axis="x", color="#e4e4e4")
-    ax.grid(axis="y", visible=False)
-    ax.set_xlabel(f"{metric}: treatment minus baseline, same replicate (seed)")
-    ax.set_title(
-        f"{metric}: paired differences (diamond: mean difference and its CI)", loc="left", fontsize=10
-    )
-    return _svg(fig, salt)
+    data = [_finite(differences.get(t, [])) for t in treatments]
+
+    def draw(ax: Axes) -> None:
+        _box(ax, data, positions, [colors[t] for t in treatments], vert=False)
+        for index, (treatment, diffs) in enumerate(zip(treatments, data, strict=True)):
+            _strip(ax, positions[index], diffs, colors[treatment], seed=index, horizontal=True)
+            mean, low, high = intervals.get(treatment, (math.nan, None, None))
+            if math.isfinite(mean):
+                lo = low if low is not None and math.isfinite(low) else mean
+                hi = high if high is not None and math.isfinite(high) else mean
+                ax.errorbar(
+                    [mean],
+                    [positions[index] + 0.36],
+                    xerr=[[mean - lo], [hi - mean]],
+                    fmt="D",
+                    color="#111111",
+                    markersize=4,
+                    capsize=3,
+                    linewidth=1.2,
+                    zorder=4,
+                )
+        ax.axvline(0, color="#888888", linewidth=1, linestyle="--", zorder=1)
+        ax.set_yticks(positions, treatments)
+        ax.set_ylim(0.4, len(treatments) + 0.75)
+        ax.grid(axis="x", color="#e4e4e4")
+        ax.grid(axis="y", visible=False)
+        ax.set_xlabel(f"{metric}: treatment minus baseline, same replicate (seed)")
+        ax.set_title(
+            f"{metric}: paired differences (diamond: mean difference and its CI)", loc="left", fontsize=10
+        )
+
+    return _render((6.4, max(1.8, 0.9 + 0.8 * len(treatments))), salt, draw)
