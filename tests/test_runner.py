@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 from conftest import COUNTING_STEPS, counting_config
@@ -82,7 +83,7 @@ def test_a_rerun_skips_every_stored_replicate_step(tmp_path):
     calls = (tmp_path / "calls.log").read_text()
     # delete one intermediate output: only that replicate's chain from there is recomputed
     key = plan.keys("baseline", 2)[1]
-    storage.sidecar_path(tmp_path / plan.store_dir, key).unlink()
+    Path(storage.sidecar_path(tmp_path / plan.store_dir, key)).unlink()
     assert _run_all(plan, tmp_path) == first
     assert (tmp_path / "calls.log").read_text() == calls + "scale,baseline,2\nmetrics,baseline,2\n"
 

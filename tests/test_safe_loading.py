@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -29,7 +30,7 @@ class _Payload:
 def _stored_pickle(store):
     encoded = storage.encode({"a set": {1, 2}})
     assert encoded.format == "pickle"
-    path = storage.output_path(store, KEY, encoded.format)
+    path = Path(storage.output_path(store, KEY, encoded.format))
     storage.atomic_write(path, encoded.data)
     sidecar = {"output": {"file": path.name, "format": "pickle", "sha256": encoded.sha256}}
     storage.atomic_write(storage.sidecar_path(store, KEY), json.dumps(sidecar).encode())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from repliflow.errors import IntegrityError
 
 def _store(tmp_path, key, value):
     encoded = storage.encode(value)
-    path = storage.output_path(tmp_path, key, encoded.format)
+    path = Path(storage.output_path(tmp_path, key, encoded.format))
     storage.atomic_write(path, encoded.data)
     sidecar = {"output": {"file": path.name, "format": encoded.format, "sha256": encoded.sha256}}
     storage.atomic_write(storage.sidecar_path(tmp_path, key), json.dumps(sidecar).encode())

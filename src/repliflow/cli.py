@@ -82,8 +82,10 @@ def _power(args) -> int:
         return 1
     names = [h["name"] for h in results.hypotheses]
     if args.hypothesis is not None and args.hypothesis not in names:
-        print(f"repliflow power: no hypothesis {args.hypothesis!r} (there are: {', '.join(names)})",
-              file=sys.stderr)
+        print(
+            f"repliflow power: no hypothesis {args.hypothesis!r} (there are: {', '.join(names)})",
+            file=sys.stderr,
+        )
         return 1
     result = plan(results, effect=args.effect, target=args.power, hypothesis=args.hypothesis)
     print(json.dumps(jsonable(result), indent=2) if args.json else format_plan(result, args.results))

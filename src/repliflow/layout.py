@@ -226,8 +226,8 @@ def provenance_outputs(plan: Plan, manifests: dict) -> list[dict]:
                     outputs.append(
                         {
                             "key": step["key"],
-                            "path": str(storage.key_dir("store", step["key"]) / step["file"]),
-                            "sidecar": str(storage.sidecar_path("store", step["key"])),
+                            "path": f"{storage.key_dir('store', step['key'])}/{step['file']}",
+                            "sidecar": storage.sidecar_path("store", step["key"]),
                             "sha256": step["sha256"],
                             "format": step["format"],
                             "step": step["step"],

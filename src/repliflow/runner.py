@@ -70,7 +70,7 @@ class BlockRunner:
             Step(s["name"], s["function"], s["position"], s["code_hash"], s["params"]) for s in spec["steps"]
         ]
         self.start = spec["start"]
-        self.store = Path(self.workdir, "results", spec["experiment"], "store")
+        self.store = os.path.join(self.workdir, "results", spec["experiment"], "store")
         self.condition = spec["condition"]
         self.versions = _Versions()
         self.host = socket.gethostname()
@@ -116,11 +116,10 @@ class BlockRunner:
         sidecars: dict[int, dict] = {}
         first_missing = None
         for position in range(self.start, len(self.steps)):
-            sidecar = storage.read_sidecar(self.store, keys[position])
-            if (
-                sidecar is None
-                or not (storage.key_dir(self.store, keys[position]) / sidecar["output"]["file"]).exists()
-            ):
+            key = keys[position]
+            sidecar = storage.read_sidecar(self.store, key)
+            output = sidecar and f"{storage.key_dir(self.store, key)}/{sidecar['output']['file']}"
+            if sidecar is None or not os.path.exists(output):
                 first_missing = position
                 break
             sidecars[position] = sidecar
@@ -213,7 +212,7 @@ class BlockRunner:
                 "code_hash": step.code_hash,
                 "upstream": upstream,
                 "output": {
-                    "file": out.name,
+                    "file": os.path.basename(out),
                     "format": encoded.format,
                     "sha256": encoded.sha256,
                     "bytes": len(encoded.data),

@@ -133,7 +133,7 @@ class _Reader:
         return self._last_keys[memo]
 
     def stored(self, segment: Segment, replicate: int) -> bool:
-        return storage.sidecar_path(self.store, self.last_key(segment, replicate)).exists()
+        return os.path.exists(storage.sidecar_path(self.store, self.last_key(segment, replicate)))
 
 
 def _names(folder: Path) -> set[str]:

@@ -41,16 +41,18 @@ class Encoded:
     sha256: str
 
 
-def key_dir(store: str | Path, key: str) -> Path:
-    return Path(store, key[:2])
+# Plain strings, not Paths: these are on the path of every replicate x step
+# (building a Path parses it, several times a step).
+def key_dir(store: str | Path, key: str) -> str:
+    return f"{os.fspath(store)}/{key[:2]}"
 
 
-def sidecar_path(store: str | Path, key: str) -> Path:
-    return key_dir(store, key) / f"{key}.meta.json"
+def sidecar_path(store: str | Path, key: str) -> str:
+    return f"{os.fspath(store)}/{key[:2]}/{key}.meta.json"
 
 
-def output_path(store: str | Path, key: str, fmt: str) -> Path:
-    return key_dir(store, key) / f"{key}.{EXTENSIONS[fmt]}"
+def output_path(store: str | Path, key: str, fmt: str) -> str:
+    return f"{os.fspath(store)}/{key[:2]}/{key}.{EXTENSIONS[fmt]}"
 
 
 _made_dirs: set[str] = set()
@@ -178,8 +180,9 @@ def load(store: str | Path, key: str, sidecar: dict | None = None) -> tuple[Any,
     if sidecar is None:
         raise IntegrityError(f"no sidecar for key {key} in {store}")
     output = sidecar["output"]
-    path = key_dir(store, key) / output["file"]
-    data = path.read_bytes()
+    path = f"{key_dir(store, key)}/{output['file']}"
+    with open(path, "rb") as handle:
+        data = handle.read()
     actual = sha256_hex(data)
     if actual != output["sha256"]:
         raise IntegrityError(
