@@ -271,7 +271,7 @@ def header(title: str, args, started: str, load_before: str, detail: str) -> Non
     print(
         f"# repliflow {title}, started {started}: {common.environment()}, --cores {args.cores}, "
         f"fastest of {args.repeats}; load average (1/5/15 min) {load_before} at the start, "
-        f"{common.load_average()} at the end"
+        f"{common.load_average()} at the end; experiments in {common.WORK}"
     )
     print(f"# {detail}")
     if common.SLURM_NOTE:
@@ -452,6 +452,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--raw", action="store_true", help="also print every repeat's figure")
         p.add_argument("--keep", action="store_true", help="keep the work directories under bench/work/")
         p.add_argument(
+            "--work-dir",
+            type=Path,
+            help="where the experiment directories go (default: bench/work/; e.g. a directory in /dev/shm "
+            "to take this machine's disk out of the figures)",
+        )
+        p.add_argument(
             "--workflow-python",
             type=Path,
             help="the Python that runs snakemake (default: bench/.venv-workflow, the README's install)",
@@ -501,6 +507,8 @@ def main(argv: list[str] | None = None) -> int:
         common.setup_crystallize()
     if args.workflow_python:
         common.WORKFLOW_PYTHON = args.workflow_python
+    if args.work_dir:
+        common.WORK = args.work_dir.resolve()
     common.setup_workflow_venv()
     common.avoid_slow_slurm_probe()
     if args.bench == "all":
@@ -514,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
                 options += ["--repeats", str(args.repeats)]
             if args.workflow_python:
                 options += ["--workflow-python", str(args.workflow_python)]
+            if args.work_dir:
+                options += ["--work-dir", str(args.work_dir)]
             main([name, *options])
             print()
         return 0
