@@ -4,18 +4,21 @@ profiles, and the HTCondor submit description (no HTCondor pool needed)."""
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import os
 import re
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import pytest
 import yaml
 from conftest import COUNTING_STEPS, REPO, Experiment, counting_config
 
 from repliflow import resources
+from repliflow.cluster import BlockJobs, rule_function
 from repliflow.config import validate_config
 from repliflow.errors import ConfigError
 from repliflow.plan import build_plan
@@ -96,6 +99,65 @@ def test_threads_above_cores_are_named(tmp_path):
     assert resources.capped_threads(plan, 1) == ["scale (2)"]
     assert resources.capped_threads(plan, 2) == []
     assert resources.capped_threads(plan, None) == []
+
+
+def block_jobs(plan) -> BlockJobs:
+    """BlockJobs with a stand-in for Snakemake's workflow (local, no profile)."""
+    workflow = SimpleNamespace(
+        resource_settings=SimpleNamespace(cores=2, default_resources=None),
+        executor_plugin=None,
+        group_settings=SimpleNamespace(group_components={}),
+    )
+
+    def block_of(wildcards):
+        lo = int(wildcards.block.split("-")[0])
+        return plan.block_for(plan.segment_by_label(wildcards.segment), lo)
+
+    return BlockJobs(plan, workflow, block_of)
+
+
+def wildcards_of(block):
+    return SimpleNamespace(segment=block.segment.label, block=block.label)
+
+
+def test_threads_are_a_number_unless_block_jobs_differ(tmp_path):
+    assert block_jobs(plan_for(tmp_path / "plain", counting_config())).threads == 1
+    plan = plan_for(tmp_path / "declared", declared_config())
+    threads = block_jobs(plan).threads  # datasource jobs 1, scale + metrics jobs 2
+    assert callable(threads) and list(inspect.signature(threads).parameters) == ["wildcards"]
+    for segment in plan.segments.values():
+        for block in plan.blocks(segment):
+            assert threads(wildcards_of(block)) == resources.block_resources(plan, block)["threads"]
+
+
+def test_resource_functions_match_block_resources(tmp_path):
+    plan = plan_for(tmp_path, declared_config())
+    functions = block_jobs(plan).resources()
+    htcondor = {"request_memory", "request_disk", "allowed_job_duration"} if HAS_HTCONDOR_PLUGIN else set()
+    assert set(functions) == {"mem_mb", "runtime"} | htcondor
+    for segment in plan.segments.values():
+        for block in plan.blocks(segment):
+            expected = resources.block_resources(plan, block)
+            assert functions["mem_mb"](wildcards_of(block)) == expected["mem_mb"]
+            assert functions["runtime"](wildcards_of(block)) == expected["runtime"]
+            if HAS_HTCONDOR_PLUGIN:
+                assert functions["request_memory"](wildcards_of(block)) is None  # not on HTCondor
+
+
+def test_rule_function_stores_the_signature_snakemake_reads_per_call():
+    class Rule:
+        def resource(self, wildcards, **kwargs):
+            return ("resource", wildcards, kwargs)
+
+    def params(wildcards, input):
+        return (wildcards, input)
+
+    for original in (Rule().resource, params):
+        function = rule_function(original)
+        assert inspect.signature(function) == inspect.signature(original)
+        assert function.__signature__ is inspect.signature(function)  # no inspection per call
+    assert rule_function(params) is params
+    assert rule_function(Rule().resource)("w", input=1) == ("resource", "w", {"input": 1})
 
 
 @pytest.mark.parametrize(

@@ -1,15 +1,24 @@
-"""Snakemake glue for the ``run_segment`` rule's resources and job group.
+"""Snakemake glue for the ``run_segment`` rule: its functions, resources and job group.
 
-``common.smk`` makes one ``BlockJobs`` and ``steps.smk`` hands its methods to
+``common.smk`` makes one ``BlockJobs`` and ``steps.smk`` hands its attributes to
 the rule's ``threads:``, ``resources:`` and ``group:``. The arithmetic lives
 in ``repliflow.resources``; this module adds what needs Snakemake: falling
 back to the profile's ``default-resources`` for a value no step declares, the
 HTCondor translation, and the job group.
+
+Snakemake calls these functions (and the rule's input and params functions)
+once per job, so each is cheap: what depends only on the segment and the size
+of its block is computed once, and ``rule_function`` spares Snakemake the
+signature inspection it otherwise redoes on every call.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import inspect
 import math
+import types
 from collections.abc import Callable
 
 from repliflow.plan import Block, Plan
@@ -18,12 +27,45 @@ from repliflow.resources import block_resources, capped_threads, component_minut
 GROUP = "replicates"  # the job group of every block job; profiles size it with group-components
 
 
+def rule_function(func: Callable) -> Callable:
+    """``func`` with its signature stored on it (PEP 362 ``__signature__``).
+
+    Snakemake reads an input, params or resource function's signature on every
+    call, to choose which of wildcards, input, threads, attempt... to pass; with
+    ``__signature__`` set, ``inspect.signature`` returns it at once. A bound
+    method cannot carry it, so it is wrapped in a plain function first."""
+    signature = inspect.signature(func)
+    if not isinstance(func, types.FunctionType):
+        method = func
+
+        @functools.wraps(method)
+        def func(*args, **kwargs):
+            return method(*args, **kwargs)
+
+    func.__signature__ = signature
+    return func
+
+
+def htcondor_installed() -> bool:
+    """Whether Snakemake could submit to HTCondor here (its executor plugin is installed)."""
+    return importlib.util.find_spec("snakemake_executor_plugin_htcondor") is not None
+
+
 class BlockJobs:
     def __init__(self, plan: Plan, workflow, block_of: Callable[[object], Block]):
         self.plan = plan
         self.workflow = workflow
         self.block_of = block_of
         self.group = GROUP if (plan.config.get("batch") or {}).get("group", True) else None
+        self._resources: dict[tuple[str, int], dict] = {}  # (segment, replicates in block) -> resources
+        self._minutes: dict[tuple[int, int], int] = {}  # (replicates in block, fallback) -> minutes
+        self._defaults = None  # (the profile's default-resources, parsed)
+        # threads: a number when every block job asks for the same (so Snakemake
+        # calls nothing for it), else a function of the job's wildcards
+        threads = {
+            block_resources(plan, plan.block_for(segment, 0))["threads"] for segment in plan.segments.values()
+        }
+        self.threads = threads.pop() if len(threads) == 1 else rule_function(self._threads)
 
     def capped_notice(self) -> str | None:
         """Snakemake caps a job's threads at --cores (on a cluster: the most one
@@ -38,14 +80,22 @@ class BlockJobs:
         )
 
     def _declared(self, wildcards) -> dict:
-        return block_resources(self.plan, self.block_of(wildcards))
+        block = self.block_of(wildcards)
+        key = (block.segment.id, block.hi - block.lo)  # all block_resources depends on
+        if key not in self._resources:
+            self._resources[key] = block_resources(self.plan, block)
+        return self._resources[key]
 
     def _default(self, name: str, wildcards, kwargs: dict):
         """The profile's default-resources value for ``name`` in this job, or None."""
         from snakemake.resources import Resources
 
         defaults = self.workflow.resource_settings.default_resources
-        resource = Resources.from_mapping(defaults).get(name) if defaults is not None else None
+        if defaults is None:
+            return None
+        if self._defaults is None or self._defaults[0] is not defaults:
+            self._defaults = (defaults, Resources.from_mapping(defaults))
+        resource = self._defaults[1].get(name)
         if resource is None:
             return None
         return resource.evaluate(wildcards, **kwargs).value
@@ -59,20 +109,23 @@ class BlockJobs:
 
     # --- threads: and resources: of run_segment --------------------------------
 
-    def threads(self, wildcards) -> int:
+    def _threads(self, wildcards) -> int:
         return self._declared(wildcards)["threads"]
 
     def resources(self) -> dict:
         """The rule's ``resources:``. A resource no step of the experiment
-        declares is left out, so the rule keeps the profile's default for it."""
+        declares is left out, so the rule keeps the profile's default for it;
+        the HTCondor translations are left out where HTCondor's plugin is not
+        installed (Snakemake would call each of them for every job)."""
         named = {key for step in declared(self.plan.config) for key in step}
         resources = {key: getattr(self, key) for key in ("mem_mb", "runtime") if key in named}
-        resources.update(
-            request_memory=self.request_memory,
-            request_disk=self.request_disk,
-            allowed_job_duration=self.allowed_job_duration,
-        )
-        return resources
+        if htcondor_installed():
+            resources.update(
+                request_memory=self.request_memory,
+                request_disk=self.request_disk,
+                allowed_job_duration=self.allowed_job_duration,
+            )
+        return {key: rule_function(function) for key, function in resources.items()}
 
     def mem_mb(self, wildcards, **kwargs) -> int:
         # a size resource must be a number: 0 (no --mem, no request_memory) when unknown
@@ -110,5 +163,8 @@ class BlockJobs:
             minutes = self._declared(wildcards)["runtime"] or fallback
         else:
             components = self.workflow.group_settings.group_components.get(self.group, 1)
-            minutes = components * component_minutes(self.plan, block, fallback or 0)
+            key = (block.hi - block.lo, fallback or 0)  # every segment has this block's bounds
+            if key not in self._minutes:
+                self._minutes[key] = component_minutes(self.plan, block, fallback or 0)
+            minutes = components * self._minutes[key]
         return None if not minutes else int(math.ceil(minutes * 60))

@@ -13,6 +13,7 @@ Snakemake and of starting Python over many tiny steps.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -101,6 +102,8 @@ class Plan:
     segments: dict[str, Segment]
     hypotheses: list[dict]
     config: dict
+    # per-plan memo of derived values that Snakemake asks for once per job
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def results_dir(self) -> str:
@@ -145,9 +148,12 @@ class Plan:
         return list(seen)
 
     def all_manifests(self) -> list[str]:
-        return [
-            self.manifest_path(block) for segment in self.segments.values() for block in self.blocks(segment)
-        ]
+        """Every block job's manifest (the input of two rules: listed once)."""
+        paths = self._memo.get("all_manifests")
+        if paths is None:
+            blocks = (block for segment in self.segments.values() for block in self.blocks(segment))
+            paths = self._memo["all_manifests"] = [self.manifest_path(block) for block in blocks]
+        return list(paths)
 
     def upstream_manifest(self, block: Block) -> list[str]:
         if block.segment.parent is None:
@@ -172,11 +178,45 @@ class Plan:
             "metrics_position": len(self.conditions[0].steps) - 1,
         }
 
+    def block_spec_json(self, block: Block) -> str:
+        """``spec_json(self.block_spec(block))``, the runner's ``--spec``, at the
+        cost of an f-string: Snakemake evaluates it for every job of every run
+        (dry runs too), and the specs of one segment's blocks differ only in
+        ``hi`` and ``lo``, so each segment's JSON is written once, around them."""
+        templates = self._memo.setdefault("spec_templates", {})
+        segment = block.segment
+        if segment.id not in templates:
+            templates[segment.id] = _spec_template(self.block_spec(Block(segment, 0, 0)))
+        template = templates[segment.id]
+        if template is None:
+            return spec_json(self.block_spec(block))
+        head, middle, tail = template
+        return f"{head}{block.hi}{middle}{block.lo}{tail}"
+
     def seeds(self) -> list[int]:
         return [hashing.replicate_seed(self.seed, r) for r in range(self.replicates)]
 
     def keys(self, condition: str, replicate: int) -> list[str]:
         return chain_keys(self.condition(condition).steps, hashing.replicate_seed(self.seed, replicate))
+
+
+def spec_json(spec: dict) -> str:
+    """A block spec as the job receives it: compact JSON with sorted keys."""
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
+
+
+_HI, _LO = spec_json("\0hi\0"), spec_json("\0lo\0")  # stand-ins no config writes
+
+
+def _spec_template(spec: dict) -> tuple[str, str, str] | None:
+    """``spec_json(spec)`` split where its integers ``hi`` and ``lo`` go (in that
+    order: the keys are sorted); None if a stand-in occurs elsewhere."""
+    text = spec_json({**spec, "hi": "\0hi\0", "lo": "\0lo\0"})
+    if text.count(_HI) != 1 or text.count(_LO) != 1:
+        return None
+    head, rest = text.split(_HI)
+    middle, tail = rest.split(_LO)
+    return head, middle, tail
 
 
 def chain_keys(steps: list[Step], seed: int) -> list[str]:
