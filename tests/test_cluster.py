@@ -285,8 +285,8 @@ def test_cluster_profiles_golden_options():
     assert slurm["executor"] == "slurm"
     assert slurm["slurm-status-command"] == "squeue"  # no accounting needed, never hangs on sacct
     assert slurm["slurm-no-account"] is True and slurm["slurm-requeue"] is True
-    assert slurm["group-components"] == ["replicates=4"]
-    assert slurm["groups"] == ["aggregate=summary", "report=summary", "view=summary"]
+    assert slurm["group-components"] == ["replicates=4", "summary=2"]
+    assert slurm["groups"] == ["aggregate=summary", "view=summary"]
     assert {"mem_mb=1000", "runtime=30"} <= set(slurm["default-resources"])
     assert slurm["retries"] == 1 and slurm["jobs"] == 50 and slurm["cores"] == 2
 
