@@ -35,8 +35,9 @@ def test_the_workflow_builds_relative_links_for_every_condition_and_replicate(fi
             link = results / "runs" / condition / f"rep-{output['replicate']}" / output["step"]
             assert link.is_symlink() and not os.path.isabs(os.readlink(link))
             assert link.resolve() == (results / output["path"]).resolve()
-            sidecar = link.with_name(f"{output['step']}.meta.json")
+            sidecar = link.resolve().with_name(f"{output['key']}.meta.json")  # beside the output
             assert json.loads(sidecar.read_text())["key"] == output["key"]
+            assert not link.with_name(f"{output['step']}.meta.json").exists()
     rows = list(csv.DictReader((results / "runs" / "index.csv").open()))
     assert len(rows) == expected == 5 * 3 * 2
     assert rows[0].keys() == set(view.INDEX_COLUMNS)

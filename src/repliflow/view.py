@@ -4,13 +4,15 @@ Storage stays hashed and shared (``store/<kk>/<key>.<ext>``); the view adds,
 for every output the run recorded (``provenance.json``'s ``outputs``, read
 from the block manifests in the workflow) and every condition using it::
 
-    results/<experiment>/runs/<condition>/rep-<r>/<step>            -> the output
-    results/<experiment>/runs/<condition>/rep-<r>/<step>.meta.json  -> its sidecar
+    results/<experiment>/runs/<condition>/rep-<r>/<step>  -> the output
 
 as relative symlinks (the tree can be moved or copied with ``cp -a``), and
 ``runs/index.csv`` with one row per link: condition, replicate, step,
 position, key, output, sidecar, sha256 (paths relative to results/<experiment>).
-Where the file system has no symlinks, only ``index.csv`` is written.
+Where the file system has no symlinks, only ``index.csv`` is written. The
+sidecar of an output sits beside it in the store (``<key>.meta.json``); it
+gets no link of its own because creating a link costs as much as creating a
+file, and the view already makes one per condition x replicate x step.
 
 The view is rebuilt whole in a temporary directory and swapped in, so it
 never shows links of an older config. Names and paths are checked before
@@ -30,7 +32,6 @@ from pathlib import Path
 
 from repliflow.errors import RepliflowError
 from repliflow.layout import (
-    SIDECAR_SUFFIX,
     LayoutError,
     is_safe_name,
     output_paths,
@@ -100,7 +101,7 @@ def build_view(results_dir: str | Path, outputs: list[dict] | None = None) -> Vi
     staging.mkdir(parents=True)
     links = True
     made: set[Path] = set()
-    for condition, replicate, step, _, _, path, sidecar, _ in rows:
+    for condition, replicate, step, _, _, path, _, _ in rows:
         if not links:
             break
         folder = staging / condition / f"rep-{replicate}"
@@ -109,7 +110,6 @@ def build_view(results_dir: str | Path, outputs: list[dict] | None = None) -> Vi
             made.add(folder)
         try:
             _link(path, folder / step, 3)
-            _link(sidecar, folder / f"{step}{SIDECAR_SUFFIX}", 3)
         except FileExistsError:
             raise LayoutError(
                 f"repliflow: provenance.json lists step {step!r} twice for condition {condition!r}, "
