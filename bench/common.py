@@ -30,7 +30,7 @@ BENCH = REPO / "bench"
 WORK = BENCH / "work"
 sys.path.insert(0, str(REPO / "src"))  # plan the same experiment the workflow plans
 
-# The rule that runs segment jobs; every other rule's jobs (aggregate, report,
+# The rule that runs segment jobs; every other rule's jobs (aggregate, view,
 # the `all` target, ...) form the "tail" every run has. They are read from a
 # dry run rather than listed here, so new rules in the workflow are counted.
 SEGMENT_RULE = "run_segment"

@@ -98,7 +98,7 @@ def measure(args) -> tuple[dict[str, list[float]], dict]:
             record("ref_large_loop", loop)
 
             # One job per replicate x segment at a small replicate count, then
-            # the same directory with only the tail (aggregate, report) forced:
+            # the same directory with only the tail (aggregate, view) forced:
             # the difference is what the segment jobs cost.
             work = fresh("jobs1")
             run = snakemake(work, args.cores)
@@ -146,7 +146,7 @@ def report(args, times: dict[str, list[float]], facts: dict, started: float) -> 
     per_step_ref = t["ref_large"] / large_steps  # whole process, start-up included
     per_step_loop = t["ref_large_loop"] / large_steps  # the calls alone
     # Same replicates and steps on both sides, only the number of jobs
-    # differs, and the tail (aggregate, report) is common to both.
+    # differs, and the tail (aggregate, view) is common to both.
     per_job = (t["jobs1"] - t["tail_only"]) / jobs1_jobs
     extra_jobs = auto_jobs - oneblock_jobs  # 0 when "auto" makes one block per segment
     per_job_marginal = (t["auto"] - t["oneblock"]) / extra_jobs if extra_jobs else None

@@ -59,9 +59,9 @@ pytestmark = pytest.mark.skipif(bool(reason := skip_reason()), reason=reason or 
 CONDITIONS = {"double": {"scale": {"factor": 2.0}}, "triple": {"scale": {"factor": 3.0}}}
 # 3 conditions x 6 replicates x 3 steps, in blocks of 2 replicates: 3 blocks x
 # (1 shared datasource segment + 3 condition segments) = 12 block jobs, plus
-# aggregate, report and view
+# aggregate (which renders the report) and view
 CONFIG = counting_config(replicates=6, treatments=CONDITIONS, batch={"replicates_per_job": 2})
-JOBS = 12 + 3
+JOBS = 12 + 2
 CALLS = 6 + 3 * 6 + 3 * 6  # datasource shared; scale and metrics per condition
 
 
