@@ -408,6 +408,8 @@ def test_step_that_raises_names_it_keeps_the_rest_and_reruns_only_its_chain(tmp_
         "RuntimeError: injected failure" in stderr
     ), stderr[-3000:]
     assert "Traceback" not in result.stdout + stderr  # the traceback goes to the job's log
+    # onerror: what to do next (it also releases Snakemake's scheduler timers)
+    assert "outputs already made are kept under" in flat(result.stdout + stderr)
 
     logs = list((exp.results / "logs" / "blocks").glob("*/*.log"))
     failed_logs = [log for log in logs if "injected failure" in log.read_text()]
