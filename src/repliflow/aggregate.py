@@ -281,9 +281,24 @@ def aggregate(plan: Plan, manifest_paths, out_dir: Path, config_files: str) -> N
     provenance["results"] = {name: hashing.sha256_hex(data) for name, data in tables.items()}
     for name, data in tables.items():
         storage.atomic_write(out_dir / name, data)
-    storage.atomic_write(
-        out_dir / "provenance.json", json.dumps(provenance, indent=1, allow_nan=False).encode()
-    )
+    storage.atomic_write(out_dir / "provenance.json", provenance_json(provenance).encode())
+
+
+def provenance_json(provenance: dict) -> str:
+    """provenance.json's text: indented, with one line per output.
+
+    ``json.dumps(indent=...)`` runs the pure-Python encoder; over the tens of
+    thousands of outputs of a large run it took 1.5 s of the aggregate job.
+    Each output is encoded by the C encoder on a line of its own instead,
+    which also keeps the file readable line by line. The same JSON value.
+    """
+    head = {key: value for key, value in provenance.items() if key != "outputs"}
+    text = json.dumps(head, indent=1, allow_nan=False)
+    if "outputs" not in provenance:
+        return text
+    lines = ",\n  ".join(json.dumps(entry, allow_nan=False) for entry in provenance["outputs"])
+    outputs = f'"outputs": [\n  {lines}\n ]' if lines else '"outputs": []'
+    return f"{text[:-2]},\n {outputs}\n}}" if head else f"{{\n {outputs}\n}}"
 
 
 def run_from_snakemake(smk) -> None:
