@@ -287,10 +287,10 @@ def aggregate(plan: Plan, manifest_paths, out_dir: Path, config_files: str) -> N
 def provenance_json(provenance: dict) -> str:
     """provenance.json's text: indented, with one line per output.
 
-    ``json.dumps(indent=...)`` runs the pure-Python encoder; over the tens of
-    thousands of outputs of a large run it took 1.5 s of the aggregate job.
-    Each output is encoded by the C encoder on a line of its own instead,
-    which also keeps the file readable line by line. The same JSON value.
+    ``json.dumps(indent=...)`` runs the pure-Python encoder; each output is
+    encoded by the C encoder on a line of its own instead (40,000 outputs:
+    0.18 s instead of 0.35 s), which also keeps the file readable line by
+    line. The same JSON value.
     """
     head = {key: value for key, value in provenance.items() if key != "outputs"}
     text = json.dumps(head, indent=1, allow_nan=False)

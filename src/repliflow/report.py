@@ -24,7 +24,7 @@ from repliflow.errors import RepliflowError
 from repliflow.report_grid import grid_blocks
 from repliflow.stats import PAIRED
 from repliflow.stats import power as power_plan
-from repliflow.tables import Results, load
+from repliflow.tables import Results, read_results
 
 CSS = """
 body{font-family:system-ui,sans-serif;max-width:74em;margin:2em auto;padding:0 1em;color:#222;
@@ -578,8 +578,7 @@ def render(results: Results) -> tuple[str, str]:
 def write_report(results_dir: Path, html_path: Path, md_path: Path) -> None:
     """Render the tables in ``results_dir`` to ``html_path`` and ``md_path``."""
     try:
-        tables = [results_dir / name for name in ("metrics.csv", "hypotheses.json", "provenance.json")]
-        page, markdown = render(load(*tables))
+        page, markdown = render(read_results(results_dir))
     except (OSError, KeyError, ValueError) as exc:
         raise RepliflowError(f"repliflow: cannot render the report: {type(exc).__name__}: {exc}") from exc
     storage.atomic_write(html_path, page.encode())

@@ -92,9 +92,10 @@ def build_view(results_dir: str | Path, outputs: list[dict] | None = None) -> Vi
     provenance.json)."""
     results = Path(results_dir)
     if outputs is None:
-        rows = _rows(read_provenance(results)["outputs"], "provenance.json")
+        outputs, source = read_provenance(results)["outputs"], "provenance.json"
     else:
-        rows = _rows(outputs, "the block manifests'")
+        source = "the block manifests'"
+    rows = _rows(outputs, source)
     runs = results / "runs"
     staging = results / f".runs.{os.getpid()}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
@@ -112,7 +113,7 @@ def build_view(results_dir: str | Path, outputs: list[dict] | None = None) -> Vi
             _link(path, folder / step, 3)
         except FileExistsError:
             raise LayoutError(
-                f"repliflow: provenance.json lists step {step!r} twice for condition {condition!r}, "
+                f"repliflow: {source} outputs list step {step!r} twice for condition {condition!r}, "
                 f"replicate {replicate}"
             ) from None
         except OSError:  # no symlinks here (some Windows and network file systems)
