@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -11,6 +13,35 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The per-user key that signs pickles (repliflow.trust): one for the test
+# session, never the developer's own; subprocesses (snakemake, jobs) inherit it.
+os.environ["REPLIFLOW_TRUST_KEY_FILE"] = str(Path(tempfile.mkdtemp(prefix="repliflow-key-")) / "trust.key")
+
+
+def store_value(store, key: str, value, **fields):
+    """Store ``value`` as the output of ``key`` the way a job does, with a
+    complete sidecar (``fields`` override its recipe fields)."""
+    from repliflow import storage
+
+    encoded = storage.encode(value)
+    sidecar = {
+        "schema": storage.SIDECAR_SCHEMA,
+        "key": key,
+        "step": "datasource",
+        "function": "source",
+        "position": 0,
+        "condition": "baseline",
+        "replicate": 0,
+        "seed": 1,
+        "params": {},
+        "code_hash": "0" * 20,
+        "upstream": None,
+        **fields,
+    }
+    storage.write_output(store, key, encoded, sidecar)
+    return encoded, Path(storage.output_path(store, key, encoded.format))
+
 
 # Step functions that append one line per call to calls.log, so tests can count
 # exactly which replicate x step ran.
@@ -149,3 +180,36 @@ def finished(tmp_path_factory) -> Experiment:
     experiment = Experiment(tmp_path_factory.mktemp("finished"), counting_config())
     experiment.snakemake()
     return experiment
+
+
+# Files opened in this process while a test records them (sys.addaudithook's
+# "open" event covers open(), io and os.open). Hooks cannot be removed, so one
+# is installed for the session and records only inside `opened()`.
+_recording: list[list[str]] = []
+
+
+def _record_opens(event: str, args: tuple) -> None:
+    if event == "open" and _recording and isinstance(args[0], (str, bytes, os.PathLike)):
+        _recording[-1].append(os.path.abspath(os.fsdecode(args[0])))
+
+
+sys.addaudithook(_record_opens)
+# What the interpreter itself reads (imports, /proc for "is snakemake running").
+_LIBRARIES = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix, str(REPO / "src"), "/proc/"})
+
+
+@pytest.fixture
+def opened():
+    """``with opened() as paths:``: the files opened meanwhile, besides libraries."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def record():
+        paths: list[str] = []
+        _recording.append([])
+        try:
+            yield paths
+        finally:
+            paths.extend(p for p in _recording.pop() if not p.startswith(_LIBRARIES))
+
+    return record

@@ -17,8 +17,11 @@ from repliflow.cli import main
 
 @pytest.fixture
 def results(finished, tmp_path):
-    """A copy of the finished run: <tmp>/steps.py and <tmp>/results/exp."""
+    """A copy of the finished run: <tmp>/steps.py, <tmp>/config/config.yaml
+    (where audit looks for the current config) and <tmp>/results/exp."""
     shutil.copy(finished.root / "steps.py", tmp_path / "steps.py")
+    (tmp_path / "config").mkdir()
+    shutil.copy(finished.root / "config.yaml", tmp_path / "config" / "config.yaml")
     copy = tmp_path / "results" / "exp"
     shutil.copytree(finished.results, copy, symlinks=True)
     return copy
@@ -221,8 +224,8 @@ def test_paths_outside_the_store_are_refused_not_read(results, path, monkeypatch
     provenance["outputs"][0]["path"] = path
     (results / "provenance.json").write_text(json.dumps(provenance))
     opened = []
-    real = audit_module._sha256_file
-    monkeypatch.setattr(audit_module, "_sha256_file", lambda p: opened.append(str(p)) or real(p))
+    real = audit_module.hash_file
+    monkeypatch.setattr(audit_module, "hash_file", lambda p, root: opened.append(str(p)) or real(p, root))
     problems = audit(results).problems
     assert problems[0].kind == "unsafe-path" and problems[0].path == str(results / "provenance.json")
     # the consumers of the refused entry can no longer be connected to it
@@ -294,4 +297,4 @@ def test_prov_export_is_w3c_prov_json(results, capsys):
 def test_audit_of_the_workflow_run_in_place(finished, monkeypatch):
     """The results as the workflow left them, audited from their working directory."""
     monkeypatch.chdir(finished.root)
-    assert audit("results/exp").ok
+    assert audit("results/exp", config="config.yaml").ok

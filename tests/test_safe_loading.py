@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import os
 import pickle
-from pathlib import Path
 
 import pytest
+from conftest import store_value
 
 from repliflow import storage
 from repliflow.audit import audit
@@ -28,12 +28,8 @@ class _Payload:
 
 
 def _stored_pickle(store):
-    encoded = storage.encode({"a set": {1, 2}})
+    encoded, path = store_value(store, KEY, {"a set": {1, 2}})
     assert encoded.format == "pickle"
-    path = Path(storage.output_path(store, KEY, encoded.format))
-    storage.atomic_write(path, encoded.data)
-    sidecar = {"output": {"file": path.name, "format": "pickle", "sha256": encoded.sha256}}
-    storage.atomic_write(storage.sidecar_path(store, KEY), json.dumps(sidecar).encode())
     return path
 
 
@@ -41,7 +37,7 @@ def test_a_replaced_pickle_is_refused_before_it_is_unpickled(tmp_path):
     path = _stored_pickle(tmp_path / "store")
     marker = tmp_path / "pwned"
     path.write_bytes(pickle.dumps(_Payload(str(marker))))
-    with pytest.raises(IntegrityError, match="does not match its sidecar"):
+    with pytest.raises(IntegrityError, match="does not match its record"):
         storage.load(tmp_path / "store", KEY)
     assert not marker.exists()
 

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import store_value
 
 from repliflow import storage
 from repliflow.errors import IntegrityError
 
 
 def _store(tmp_path, key, value):
-    encoded = storage.encode(value)
-    path = Path(storage.output_path(tmp_path, key, encoded.format))
-    storage.atomic_write(path, encoded.data)
-    sidecar = {"output": {"file": path.name, "format": encoded.format, "sha256": encoded.sha256}}
-    storage.atomic_write(storage.sidecar_path(tmp_path, key), json.dumps(sidecar).encode())
-    return encoded, path
+    return store_value(tmp_path, key, value)
 
 
 @pytest.mark.parametrize(
@@ -51,7 +44,7 @@ def test_a_tampered_pickle_is_never_unpickled(tmp_path):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match="does not match its sidecar"):
+    with pytest.raises(IntegrityError, match="does not match its record"):
         storage.load(tmp_path, "cd" + "1" * 18)
 
 

@@ -131,7 +131,15 @@ def test_default_experiment_completes(tmp_path):
     html = (results / "report.html").read_text()
     assert "std_change" in html and "scale_ages" in html
     audit = subprocess.run(
-        [sys.executable, "-m", "repliflow.cli", "audit", str(results)],
+        [
+            sys.executable,
+            "-m",
+            "repliflow.cli",
+            "audit",
+            str(results),
+            "--config",
+            str(tmp_path / "config.yaml"),
+        ],
         capture_output=True,
         text=True,
         cwd=REPO / "src",

@@ -61,6 +61,13 @@ def replicate_entries(plan: Plan, manifests: dict, condition: str, replicate: in
                 f"repliflow: no manifest for segment {segment.label}, replicates {block.lo}..{block.hi - 1} "
                 f"(condition '{condition}'); run snakemake to produce it"
             )
+        width = segment.end - segment.start + 1
+        if manifest["hi"] != block.hi or len(manifest["replicates"][replicate - block.lo]["steps"]) != width:
+            raise RepliflowError(
+                f"repliflow: the manifest {plan.manifest_path(block)} does not describe replicates "
+                f"{block.lo}..{block.hi - 1} of {width} step(s) of segment {segment.label}; delete it "
+                "and run snakemake again to rebuild it"
+            )
         steps.extend(manifest["replicates"][replicate - block.lo]["steps"])
     return steps
 
@@ -86,7 +93,7 @@ def collect_metrics(plan: Plan, manifests: dict) -> list[MetricRow]:
             key = entry["key"]
             if key not in cache:
                 # the manifest already holds file, format and sha256: no sidecar read per output
-                cache[key], _ = storage.load(plan.store_dir, key, {"output": entry})
+                cache[key], _ = storage.load(plan.store_dir, key, entry)
             finals.append((condition.name, replicate, key))
     metrics = sorted({metric for values in cache.values() for metric in values})
     rows = []

@@ -24,13 +24,16 @@ path and a ``kind``:
   schema version.
 
 Outputs are hashed in parallel worker processes, streaming each file; only
-sidecars (small JSON) are read whole. Nothing is ever unpickled.
+sidecars (small JSON) are read whole. Nothing is ever unpickled, imported or
+executed, and nothing outside the results folder is opened because a record
+names it: every file is opened through ``repliflow.pathgate`` (regular files
+only, no symlinks), every record is type-checked (``repliflow.records``), and
+staleness is judged from the code file of the *current* config (read as a
+syntax tree), never from a path or module provenance.json names.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -38,8 +41,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from repliflow import hashing
-from repliflow.errors import ConfigError
+from repliflow.errors import BadRecord, ConfigError, RepliflowError, UnsafePathError
 from repliflow.layout import LayoutError, output_paths, read_provenance
+from repliflow.pathgate import check_results_tree, hash_file, read_json
+from repliflow.records import check_sidecar
 
 AUDIT_SCHEMA = "repliflow.audit/1"
 TABLES = ("metrics.csv", "hypotheses.json")
@@ -93,37 +98,16 @@ class _Seen(NamedTuple):
 _SENT = ("key", "path", "sidecar", "sha256", "position", "seed")
 
 
-def _sha256_file(path: str | Path) -> tuple[str, int]:
-    """sha256 and size of a file, read in 1 MiB chunks (never whole)."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb", buffering=0) as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def _read_sidecar(path: str) -> dict:
-    try:
-        with open(path, "rb") as handle:
-            value = json.load(handle)
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise LayoutError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise LayoutError(f"{path} does not hold a JSON object")
-    return value
-
-
 def _check_one(results: str, entry: dict, base_seed) -> _Seen:
     key = entry["key"]
     path, sidecar_path = f"{results}/{entry['path']}", f"{results}/{entry['sidecar']}"
     try:
-        actual, size = _sha256_file(path)
+        actual, size = hash_file(path, results)
     except FileNotFoundError:
         actual, size = None, None
+    except UnsafePathError as exc:
+        problem = Problem(path, f"not read: {exc}", "unsafe-path", key)
+        return _Seen(key, None, None, False, problems=(problem,))
     except OSError as exc:
         problem = Problem(path, f"cannot be read: {exc}", "missing", key)
         return _Seen(key, None, None, False, problems=(problem,))
@@ -131,11 +115,11 @@ def _check_one(results: str, entry: dict, base_seed) -> _Seen:
     if actual is None:
         problems.append(Problem(path, "missing output", "missing", key))
     try:
-        sidecar = _read_sidecar(sidecar_path)
+        sidecar = check_sidecar(read_json(sidecar_path, "sidecar", results), sidecar_path)
     except FileNotFoundError:
         problem = Problem(sidecar_path, "missing sidecar", "sidecar-missing", key)
         return _Seen(key, actual, size, False, problems=(*problems, problem))
-    except LayoutError as exc:
+    except (LayoutError, OSError) as exc:
         problem = Problem(sidecar_path, str(exc), "sidecar-invalid", key)
         return _Seen(key, actual, size, False, problems=(*problems, problem))
     try:
@@ -150,7 +134,7 @@ def _check_one(results: str, entry: dict, base_seed) -> _Seen:
         )
         recorded_sha, recorded_bytes = output["sha256"], output.get("bytes")
         upstream_pair = (upstream["key"], upstream["sha256"]) if upstream else None
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
         text = f"sidecar is incomplete: {type(exc).__name__}: {exc}"
         problems.append(Problem(sidecar_path, text, "sidecar-invalid", key))
         return _Seen(key, actual, size, False, problems=tuple(problems))
@@ -210,19 +194,18 @@ def _check_all(results: Path, entries: list[dict], base_seed, workers: int) -> l
 
 
 class _CurrentCode:
-    """Code hashes of the step functions as the code file holds them now."""
+    """Code hashes of the step functions as the current config's code file
+    holds them now, read as a syntax tree (nothing is imported)."""
 
-    def __init__(self, provenance: dict, workdir: Path):
-        from repliflow.stepcode import resolve_code_path
-
-        self.source = str((provenance.get("code") or {}).get("source") or "")
+    def __init__(self, config: Path, workdir: Path, experiment: object):
+        self.source = str(config)
         self.error: str | None = None
         self.path: Path | None = None
         self._hashes: dict[str, str | None] = {}
         try:
-            self.path = resolve_code_path(self.source, str(workdir))
-        except ConfigError as exc:
-            self.error = exc.message
+            self.path = current_code_file(config, workdir, experiment)
+        except RepliflowError as exc:
+            self.error = getattr(exc, "message", None) or str(exc)
 
     def hash(self, function: str) -> str | None:
         """The current code hash of ``function``; None when it no longer exists."""
@@ -231,14 +214,47 @@ class _CurrentCode:
         if function not in self._hashes:
             try:
                 self._hashes[function] = function_info(self.path, function, key="code").code_hash
-            except ConfigError:
+            except (ConfigError, OSError, ValueError, RecursionError):
                 self._hashes[function] = None
         return self._hashes[function]
 
 
+def current_code_file(config: Path, workdir: Path, experiment: object = None) -> Path:
+    """The code file the config ``config`` names (``code:``), resolved in
+    ``workdir`` without importing anything; a path must stay inside ``workdir``.
+    With ``experiment``, the config must be that experiment's."""
+    import yaml
+
+    from repliflow.stepcode import resolve_code_path
+
+    try:
+        text = config.read_text(encoding="utf-8")
+        loaded = yaml.safe_load(text)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"the current config {config} does not exist (give it with --config, or audit with --no-code)"
+        ) from None
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"the current config {config} cannot be read: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"the current config {config} does not hold a mapping")
+    if experiment is not None and loaded.get("experiment") != experiment:
+        raise ConfigError(
+            f"the current config {config} is for experiment {loaded.get('experiment')!r}, not "
+            f"{experiment!r}; give this experiment's config with --config"
+        )
+    code = loaded.get("code")
+    if not isinstance(code, str) or not code:
+        raise ConfigError(f"the current config {config} names no code file (key 'code')")
+    path = resolve_code_path(code, str(workdir))
+    if (code.endswith(".py") or "/" in code) and not path.resolve().is_relative_to(workdir.resolve()):
+        raise ConfigError(f"the code file {code!r} of {config} lies outside {workdir}; it is not read")
+    return path
+
+
 def _default_workdir(results: Path) -> Path:
     """results/<experiment> lives in the working directory the code path is relative to."""
-    absolute = results.resolve()
+    absolute = results.absolute()
     return absolute.parent.parent if absolute.parent.name == "results" else Path.cwd()
 
 
@@ -246,23 +262,36 @@ def audit(
     results_dir: str | Path,
     workers: int | None = None,
     *,
+    config: str | Path | None = None,
     workdir: str | Path | None = None,
     check_code: bool = True,
 ) -> AuditResult:
-    """Audit ``results/<experiment>``; see the module docstring for what is checked."""
+    """Audit ``results/<experiment>``; see the module docstring for what is checked.
+
+    Staleness is judged against the code file of ``config`` (default:
+    ``config/config.yaml`` in ``workdir``, which defaults to the folder
+    holding ``results/``); its code path is relative to ``workdir``.
+    """
     results = Path(results_dir)
+    provenance_path = str(results / "provenance.json")
     try:
+        check_results_tree(results)
         provenance = read_provenance(results)
+    except UnsafePathError as exc:
+        return AuditResult(0, [Problem(str(results), str(exc), "unsafe-path")])
     except LayoutError as exc:
-        return AuditResult(0, [Problem(str(results / "provenance.json"), str(exc), "provenance")])
+        return AuditResult(0, [Problem(provenance_path, str(exc), "provenance")])
     problems: list[Problem] = []
     entries: dict[str, dict] = {}
     for index, entry in enumerate(provenance["outputs"]):
         try:
-            output_paths(entry)
+            output_paths(entry, f"outputs[{index}]")
+        except BadRecord as exc:
+            problems.append(Problem(provenance_path, f"not checked: {exc.problem}", "provenance"))
+            continue
         except LayoutError as exc:
             text = f"outputs[{index}] is not checked: {exc}"
-            problems.append(Problem(str(results / "provenance.json"), text, "unsafe-path"))
+            problems.append(Problem(provenance_path, text, "unsafe-path"))
             continue
         entries.setdefault(entry["key"], entry)
     base_seed = (provenance.get("seeds") or {}).get("base")
@@ -273,15 +302,10 @@ def audit(
     _chains(results, entries, seen, problems)
     notes: list[str] = []
     if check_code:
-        _staleness(
-            results,
-            provenance,
-            entries,
-            seen,
-            Path(workdir) if workdir else _default_workdir(results),
-            problems,
-            notes,
-        )
+        workdir = Path(workdir) if workdir else _default_workdir(results)
+        config = Path(config) if config else workdir / "config" / "config.yaml"
+        code = _CurrentCode(config, workdir, provenance.get("experiment"))
+        _staleness(results, provenance, entries, seen, code, problems, notes)
     _tables(results, provenance, problems)
     return AuditResult(len(entries), problems, notes)
 
@@ -332,8 +356,9 @@ def _chains(results: Path, entries: dict[str, dict], seen: dict[str, _Seen], pro
             problems.append(Problem(sidecar, text, "broken-chain", key))
 
 
-def _staleness(results, provenance, entries, seen, workdir: Path, problems: list[Problem], notes: list[str]):
-    code = _CurrentCode(provenance, workdir)
+def _staleness(
+    results, provenance, entries, seen, code: _CurrentCode, problems: list[Problem], notes: list[str]
+):
     if code.error:
         text = f"{code.error}; cannot tell which outputs are stale (audit --no-code checks integrity only)"
         problems.append(Problem(code.source or "code", text, "code-missing"))
@@ -341,26 +366,46 @@ def _staleness(results, provenance, entries, seen, workdir: Path, problems: list
     stale: dict[str, str] = {}  # key -> why
     missing_functions: set[str] = set()
 
-    def why_stale(key: str) -> str | None:
-        if key in stale:
-            return stale[key]
-        found = seen.get(key)
-        if found is None or found.function is None:
-            return None
+    fresh: set[str] = set()
+
+    def own_reason(found: _Seen) -> str | None:
         current = code.hash(found.function)
-        reason = None
         if current is None:
             missing_functions.add(found.function)
-            reason = f"its step function {found.function}() is no longer in {code.path}"
-        elif current != found.code_hash:
-            reason = (
+            return f"its step function {found.function}() is no longer in {code.path}"
+        if current != found.code_hash:
+            return (
                 f"the code of {found.function}() changed since it was made "
                 f"(recorded code hash {found.code_hash}, current {current})"
             )
-        elif found.upstream is not None and why_stale(found.upstream[0]) is not None:
-            reason = f"it was made from a stale input, {results / entries[found.upstream[0]]['path']}"
-        if reason is not None:
-            stale[key] = reason
+        return None
+
+    def why_stale(key: str) -> str | None:
+        # Walk up the chain without recursion (a forged chain can be long, or a cycle).
+        chain: list[str] = []
+        reason = None
+        while True:
+            if key in stale:
+                reason = stale[key]
+                break
+            found = seen.get(key)
+            if key in fresh or found is None or found.function is None or key in chain:
+                break
+            reason = own_reason(found)
+            if reason is not None:
+                stale[key] = reason
+                break
+            chain.append(key)
+            if found.upstream is None:
+                break
+            key = found.upstream[0]
+        for below in reversed(chain):
+            if reason is None:
+                fresh.add(below)
+            else:
+                reason = f"it was made from a stale input, {results / entries[key]['path']}"
+                stale[below] = reason
+            key = below
         return reason
 
     for key, entry in entries.items():
@@ -368,7 +413,7 @@ def _staleness(results, provenance, entries, seen, workdir: Path, problems: list
         if reason is not None:
             problems.append(Problem(str(results / entry["path"]), f"stale: {reason}", "stale", key))
     recorded = (provenance.get("code") or {}).get("sha256")
-    if not stale and recorded and hashing.sha256_file(str(code.path)) != recorded:
+    if not stale and isinstance(recorded, str) and hashing.sha256_file(str(code.path)) != recorded:
         notes.append(
             f"{code.path} changed since the run, but no step function did: helpers, constants or "
             "imports the steps use may have (the code hash covers each step's own def only)"
@@ -384,9 +429,12 @@ def _tables(results: Path, provenance: dict, problems: list[Problem]) -> None:
             continue
         path = str(results / name)
         try:
-            actual, _ = _sha256_file(path)
+            actual, _ = hash_file(path, results)
         except FileNotFoundError:
             problems.append(Problem(path, "missing", "table"))
+            continue
+        except (UnsafePathError, OSError) as exc:
+            problems.append(Problem(path, f"not read: {exc}", "unsafe-path"))
             continue
         if actual != recorded:
             problems.append(Problem(path, f"sha256 {actual} differs from the recorded {recorded}", "table"))

@@ -12,7 +12,9 @@ from repliflow import __version__
 def _audit(args) -> int:
     from repliflow.audit import audit
 
-    result = audit(args.results, args.workers, workdir=args.workdir, check_code=not args.no_code)
+    result = audit(
+        args.results, args.workers, config=args.config, workdir=args.workdir, check_code=not args.no_code
+    )
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
@@ -44,6 +46,38 @@ def _write_prov(results: str) -> None:
     print(f"wrote the W3C PROV-JSON export {target}", file=sys.stderr)
 
 
+def _trust(args) -> int:
+    from repliflow.trust import key_file, trust, unsigned_pickles
+
+    pending, result = unsigned_pickles(args.results)
+    for refused in result.refused:
+        print(f"not signed: {refused}", file=sys.stderr)
+    if not pending:
+        print(f"nothing to sign in {args.results}: {result.already} pickle(s) already signed by your key")
+        return 1 if result.refused else 0
+    print(f"{len(pending)} pickle(s) in {args.results} were not written by this machine (or were replaced):")
+    for sidecar_path, _ in pending[:20]:
+        print(f"  {sidecar_path.parent / sidecar_path.name.removesuffix('.meta.json')}.pkl")
+    if len(pending) > 20:
+        print(f"  ... and {len(pending) - 20} more")
+    print(
+        "Loading a pickle runs whatever code it holds. Sign them only if you trust whoever made "
+        f"this folder; they are signed with your key {key_file()}."
+    )
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("repliflow trust: not confirmed (no terminal); run it with --yes to sign", file=sys.stderr)
+            return 1
+        if input("Sign them? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing signed")
+            return 1
+    trust(args.results, pending, result)
+    for refused in result.refused:
+        print(f"not signed: {refused}", file=sys.stderr)
+    print(f"signed {len(result.signed)} pickle(s); runs may now load them")
+    return 1 if result.refused else 0
+
+
 def _status(args) -> int:
     from repliflow.status import format_status, status
 
@@ -72,24 +106,39 @@ def _run(handler, args) -> int:
 
 
 def _power(args) -> int:
+    """The plan, or one line on stderr and exit 1 when the tables cannot be read
+    (missing, unreadable, malformed or unsafe: the results may be someone else's)."""
+    from repliflow.errors import RepliflowError
     from repliflow.stats.power import format_plan, jsonable, plan
     from repliflow.tables import read_results
 
     try:
         results = read_results(args.results)
-    except FileNotFoundError as exc:
-        print(f"repliflow power: no {exc.filename}; run snakemake to make the results first", file=sys.stderr)
-        return 1
-    names = [h["name"] for h in results.hypotheses]
-    if args.hypothesis is not None and args.hypothesis not in names:
-        print(
-            f"repliflow power: no hypothesis {args.hypothesis!r} (there are: {', '.join(names)})",
-            file=sys.stderr,
+        names = [h["name"] for h in results.hypotheses]
+        if args.hypothesis is not None and args.hypothesis not in names:
+            raise RepliflowError(
+                f"repliflow power: no hypothesis {args.hypothesis!r} (there are: {', '.join(names)})"
+            )
+        result = plan(
+            results,
+            effect=args.effect,
+            target=args.power,
+            hypothesis=args.hypothesis,
+            configfile=args.configfile,
         )
-        return 1
-    result = plan(results, effect=args.effect, target=args.power, hypothesis=args.hypothesis)
-    print(json.dumps(jsonable(result), indent=2) if args.json else format_plan(result, args.results))
-    return 0
+    except FileNotFoundError as exc:
+        message = (
+            f"repliflow power: no {exc.filename or args.results}; run snakemake to make the results first"
+        )
+    except OSError as exc:
+        message = f"repliflow power: cannot read {exc.filename or args.results}: {exc.strerror or exc}"
+    except RepliflowError as exc:
+        message = str(exc)
+    else:
+        print(json.dumps(jsonable(result), indent=2) if args.json else format_plan(result, args.results))
+        return 0
+    print(" ".join(message.splitlines()), file=sys.stderr)
+    return 1
 
 
 def _fraction(text: str) -> float:
@@ -114,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         help="also write the W3C PROV-JSON export <results>/provenance.prov.json",
     )
     audit.add_argument(
+        "--config",
+        help="the current config: staleness is judged against the code file it names "
+        "(default: config/config.yaml in --workdir); nothing the results folder names is opened",
+    )
+    audit.add_argument(
         "--workdir", help="where the config's code path is relative to (default: the folder holding results/)"
     )
     audit.add_argument(
@@ -121,6 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     audit.add_argument("--workers", type=int, help="processes hashing in parallel (default: one per core)")
     audit.set_defaults(handler=_audit)
+    trust = commands.add_parser(
+        "trust",
+        help="sign the pickles of a results folder you received, after you confirm, so runs may load them",
+    )
+    trust.add_argument("results", help="results/<experiment>")
+    trust.add_argument("--yes", action="store_true", help="sign without asking")
+    trust.set_defaults(handler=_trust)
     status = commands.add_parser(
         "status",
         help="per condition: replicates done, failed, running, incomplete, missing; the command to finish",
@@ -155,6 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     power.add_argument("--power", type=_fraction, default=0.8, help="the target power (default 0.8)")
     power.add_argument("--hypothesis", help="plan this hypothesis only")
     power.add_argument("--json", action="store_true", help="print the plan as JSON")
+    power.add_argument(
+        "--configfile",
+        metavar="PATH",
+        help="the config file the run used, when not config/config.yaml: the printed snakemake command "
+        "passes it on (a path is never taken from the results' records)",
+    )
     power.set_defaults(handler=_power)
     args = parser.parse_args(argv)
     return _run(args.handler, args)

@@ -48,3 +48,29 @@ class StepError(RepliflowError):
 
 class IntegrityError(RepliflowError):
     """A stored file does not match the checksum its sidecar recorded."""
+
+
+class LayoutError(RepliflowError):
+    """A file under results/ is missing, malformed or names an unsafe path."""
+
+
+class UnsafePathError(LayoutError):
+    """A path is a symbolic link, not a regular file, or leaves the results folder."""
+
+
+class BadRecord(LayoutError):
+    """A record (sidecar, manifest, provenance.json, a table) is malformed.
+
+    ``path`` is the file and ``kind`` what it is meant to be, so commands can
+    report it as a bad file rather than fail with a traceback.
+    """
+
+    def __init__(self, path: str, problem: str, *, kind: str = "record"):
+        super().__init__(f"repliflow: {path} ({kind}) {problem}")
+        self.path = path
+        self.problem = problem
+        self.kind = kind
+
+
+class UntrustedError(IntegrityError):
+    """A pickle this machine did not sign: it is never unpickled (repliflow.trust)."""

@@ -27,10 +27,14 @@ from pathlib import Path
 
 from repliflow.errors import RepliflowError
 from repliflow.layout import load_plan, parse_store_name, read_provenance, segment_keys, snakemake_active
+from repliflow.pathgate import check_results_tree, read_json, unlink_inside
+from repliflow.plan import Plan
+from repliflow.records import check_sidecar
 
 GC_SCHEMA = "repliflow.gc/1"
 _KK = re.compile(r"^[0-9a-f]{2}$")
 _TEMP = re.compile(r"^\..+\.tmp$")  # storage.atomic_write's temp files
+MAX_REPLICATE_HINT = 10_000_000  # the most replicates a config may name
 
 
 @dataclass(frozen=True)
@@ -95,14 +99,50 @@ def _store_garbage(store: Path, needed: set[str], workdir: Path) -> tuple[list[G
     return garbage, kept
 
 
-def _manifest_garbage(blocks: Path, needed: set[str], workdir: Path) -> list[Garbage]:
+def _manifest_garbage(blocks: Path, segments: set[str], workdir: Path) -> list[Garbage]:
+    """Manifests in folders of segments no config has any more. A manifest of
+    a current segment is kept whatever its replicates: it lists outputs of a
+    current recipe chain, which gc never deletes."""
     garbage = []
     for folder in _entries(blocks, folders=True):
+        if folder.name in segments:
+            continue
         for entry in _entries(folder.path, folders=False):
-            relative = os.path.relpath(entry.path, workdir)
-            if entry.name.endswith(".json") and Path(relative).as_posix() not in needed:
+            if entry.name.endswith(".json"):
+                relative = os.path.relpath(entry.path, workdir)
                 garbage.append(Garbage(relative, "manifest", entry.stat(follow_symlinks=False).st_size))
     return garbage
+
+
+def _current_beyond(plans: list[Plan], results: Path, garbage: list[Garbage]) -> set[str]:
+    """Keys among ``garbage`` that are outputs of a current recipe chain at a
+    replicate index beyond what the configs name now (made by a run with
+    ``--config replicates=N``): still a valid cache, never garbage. The
+    sidecar's replicate index is only a hint: the key must be the one the
+    plan gives that replicate."""
+    keys_by_replicate: dict[int, set[str]] = {}
+    current = set()
+    for item in garbage:
+        if item.kind != "sidecar":
+            continue
+        try:
+            sidecar = check_sidecar(read_json(results.parent.parent / item.path, "sidecar"), item.path)
+        except (RepliflowError, OSError):
+            continue
+        replicate = sidecar["replicate"]
+        if replicate > MAX_REPLICATE_HINT:
+            continue
+        if replicate not in keys_by_replicate:
+            keys_by_replicate[replicate] = {
+                key
+                for plan in plans
+                if replicate >= plan.replicates
+                for condition in plan.conditions
+                for key in plan.keys(condition.name, replicate)
+            }
+        if item.key in keys_by_replicate[replicate]:
+            current.add(item.key)
+    return current
 
 
 def collect(config_files: list[str | Path] | None, workdir: str | Path = ".") -> GcResult:
@@ -111,29 +151,35 @@ def collect(config_files: list[str | Path] | None, workdir: str | Path = ".") ->
     is deleted."""
     workdir = Path(workdir)
     config_files = config_files or [workdir / "config" / "config.yaml"]
-    needed_keys: dict[str, set[str]] = {}
-    needed_manifests: dict[str, set[str]] = {}
+    plans: dict[str, list[Plan]] = {}
     for config_file in config_files:
         plan = load_plan(config_file, workdir)
-        keys = needed_keys.setdefault(plan.experiment, set())
-        for rows in segment_keys(plan).values():
-            for row in rows:
-                keys.update(row)
-        needed_manifests.setdefault(plan.experiment, set()).update(plan.all_manifests())
+        plans.setdefault(plan.experiment, []).append(plan)
     garbage: list[Garbage] = []
     kept = recorded = 0
-    for experiment, keys in needed_keys.items():
+    for experiment, experiment_plans in plans.items():
         results = workdir / "results" / experiment
+        check_results_tree(results)  # a linked store or blocks folder would lead gc outside
+        keys: set[str] = set()
+        for plan in experiment_plans:
+            for rows in segment_keys(plan).values():
+                for row in rows:
+                    keys.update(row)
         found, found_kept = _store_garbage(results / "store", keys, workdir)
-        kept += found_kept
+        beyond = _current_beyond(experiment_plans, results, found)
+        kept += found_kept + sum(g.key in beyond for g in found)
+        found = [g for g in found if g.key not in beyond]
         garbage += found
-        garbage += _manifest_garbage(results / "blocks", needed_manifests[experiment], workdir)
+        segments = {segment.label for plan in experiment_plans for segment in plan.segments.values()}
+        garbage += _manifest_garbage(results / "blocks", segments, workdir)
         try:
-            listed = {entry.get("key") for entry in read_provenance(results)["outputs"]}
+            listed = {
+                entry.get("key") for entry in read_provenance(results)["outputs"] if isinstance(entry, dict)
+            }
         except RepliflowError:
             listed = set()
         recorded += len({g.key for g in found if g.key in listed})
-    return GcResult(sorted(needed_keys), garbage, kept, recorded=recorded)
+    return GcResult(sorted(plans), garbage, kept, recorded=recorded)
 
 
 def gc(config_files: list[str | Path] | None, workdir: str | Path = ".", *, delete: bool = False) -> GcResult:
@@ -149,11 +195,13 @@ def gc(config_files: list[str | Path] | None, workdir: str | Path = ".", *, dele
         )
     order = {"sidecar": 0, "temp": 1, "output": 2, "manifest": 3}
     for item in sorted(result.garbage, key=lambda g: order[g.kind]):
+        results = workdir / "results" / Path(item.path).parts[1]  # item.path: results/<exp>/...
         try:
-            os.unlink(workdir / item.path)
+            check_results_tree(results)
+            unlink_inside(workdir / item.path, results)
         except FileNotFoundError:
             continue
-        except OSError as exc:
+        except (OSError, RepliflowError) as exc:
             result.errors.append(f"{item.path}: {exc}")
     for experiment in result.experiments:
         for root in ("store", "blocks"):

@@ -9,7 +9,6 @@ from such a file is checked to be the one its key dictates, inside
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from base64 import urlsafe_b64decode
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repliflow import hashing, storage
-from repliflow.errors import RepliflowError
+from repliflow.errors import BadRecord, LayoutError, RepliflowError, UnsafePathError  # noqa: F401
 from repliflow.plan import NAME_PATTERN, Plan
 
 # The provenance.json version this module reads: aggregate.PROVENANCE_SCHEMA
@@ -27,10 +26,6 @@ PROVENANCE_SCHEMA = "repliflow.provenance/1"
 KEY_PATTERN = re.compile(rf"^[0-9a-f]{{{hashing.KEY_LENGTH}}}$")
 OUTPUT_SUFFIXES = frozenset(storage.EXTENSIONS.values())
 SIDECAR_SUFFIX = ".meta.json"
-
-
-class LayoutError(RepliflowError):
-    """A file under results/ is missing, malformed or names an unsafe path."""
 
 
 def is_key(text: object) -> bool:
@@ -64,58 +59,68 @@ def parse_store_name(name: str) -> StoreFile | None:
     return None
 
 
-def output_paths(entry: dict) -> tuple[str, str]:
+def output_paths(entry: dict, where: str = "output") -> tuple[str, str]:
     """The output and sidecar paths (relative to results/<experiment>) of a
-    provenance entry, checked to be exactly where its key belongs; raises
-    LayoutError for anything else, such as ``../../etc/passwd``."""
-    key = entry.get("key")
-    if not is_key(key):
-        raise LayoutError(f"{key!r} is not a key ({hashing.KEY_LENGTH} lowercase hex digits)")
+    provenance entry, its fields type-checked and its path checked to be
+    exactly where its key and format put it; raises BadRecord for a malformed
+    entry and LayoutError for any other path, such as ``../../etc/passwd``."""
+    from repliflow.records import check_output_entry
+
+    check_output_entry(entry, where)
+    key = entry["key"]
     folder = f"store/{key[:2]}/"
     path, sidecar = entry.get("path"), entry.get("sidecar")
     if not isinstance(path, str) or not path.startswith(folder):
-        raise LayoutError(f"path {path!r} is not in {folder}, where key {key} belongs")
+        raise LayoutError(f"path {_shown(path)} is not in {folder}, where key {key} belongs")
     parsed = parse_store_name(path[len(folder) :])
     if parsed is None or parsed.key != key or parsed.is_sidecar:
-        raise LayoutError(f"path {path!r} is not {folder}{key}.<one of {', '.join(sorted(OUTPUT_SUFFIXES))}>")
+        raise LayoutError(
+            f"path {_shown(path)} is not {folder}{key}.<one of {', '.join(sorted(OUTPUT_SUFFIXES))}>"
+        )
+    fmt = entry.get("format")
+    if fmt is not None and parsed.suffix != storage.EXTENSIONS[fmt]:
+        raise LayoutError(f"path {_shown(path)} does not have the extension of its format {fmt!r}")
     if sidecar != f"{folder}{key}{SIDECAR_SUFFIX}":
-        raise LayoutError(f"sidecar {sidecar!r} is not {folder}{key}{SIDECAR_SUFFIX}")
+        raise LayoutError(f"sidecar {_shown(sidecar)} is not {folder}{key}{SIDECAR_SUFFIX}")
     return path, sidecar
 
 
-def read_json_object(path: Path) -> dict:
-    """A JSON object from ``path``; LayoutError naming the file otherwise."""
+def read_json_object(path: Path, kind: str = "record") -> dict:
+    """A JSON object from the regular file ``path``; LayoutError naming the file otherwise."""
+    from repliflow.pathgate import read_json_object as read
+
     try:
-        with open(path, "rb") as handle:
-            value = json.load(handle)
+        return read(path, kind)
     except FileNotFoundError:
         raise LayoutError(f"{path} is missing") from None
-    except (OSError, ValueError) as exc:
-        raise LayoutError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise LayoutError(f"{path} does not hold a JSON object")
-    return value
 
 
 def read_provenance(results: Path) -> dict:
-    """``provenance.json`` of ``results``, checked for its schema version and shape."""
+    """``provenance.json`` of ``results``, checked for its schema version and the
+    types of its top-level fields (each output entry is checked by its reader)."""
+    from repliflow.pathgate import check_results_tree
+    from repliflow.records import check_provenance
+
     path = results / "provenance.json"
+    check_results_tree(results)
     try:
-        provenance = read_json_object(path)
+        provenance = read_json_object(path, "provenance")
     except LayoutError as exc:
-        if not path.exists():
+        if not os.path.lexists(path):
             raise LayoutError(f"{path} is missing: run the workflow first") from None
         raise exc
     schema = provenance.get("schema")
     if schema != PROVENANCE_SCHEMA:
         raise LayoutError(
-            f"{path} has schema {schema!r}; this repliflow reads {PROVENANCE_SCHEMA!r} "
+            f"{path} has schema {_shown(schema)}; this repliflow reads {PROVENANCE_SCHEMA!r} "
             "(documented in workflow/schemas/provenance.schema.yaml)"
         )
-    outputs = provenance.get("outputs")
-    if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
-        raise LayoutError(f"{path}: 'outputs' is not a list of objects")
-    return provenance
+    return check_provenance(provenance, str(path))
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def incomplete_outputs(workdir: Path) -> set[str]:
@@ -205,11 +210,13 @@ def segment_keys(plan: Plan) -> dict[str, list[list[str]]]:
 
 
 def read_manifests(paths) -> dict[tuple[str, int], dict]:
-    """Manifests by (segment id, first replicate)."""
+    """Manifests by (segment id, first replicate), each type-checked."""
+    from repliflow.pathgate import read_json
+    from repliflow.records import check_manifest
+
     manifests = {}
     for path in paths:
-        with open(path) as handle:
-            manifest = json.load(handle)
+        manifest = check_manifest(read_json(path, "manifest"), str(path))
         manifests[(manifest["segment"], manifest["lo"])] = manifest
     return manifests
 

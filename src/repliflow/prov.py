@@ -23,16 +23,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from repliflow.layout import LayoutError, output_paths, read_json_object, read_provenance
+from repliflow.errors import LayoutError
+from repliflow.layout import output_paths, read_provenance
+from repliflow.pathgate import read_json
+from repliflow.records import check_sidecar
 
 NAMESPACE = "urn:repliflow:terms#"
 AGENT = "repliflow:repliflow"
 
 
 def _sidecar(results: Path, entry: dict) -> dict:
+    """The entry's sidecar, type-checked; empty when it is missing or malformed
+    (the export then says less about that output; ``audit`` names the file)."""
+    path = results / entry["sidecar"]
     try:
-        return read_json_object(results / entry["sidecar"])
-    except LayoutError:
+        return check_sidecar(read_json(path, "sidecar", results), str(path), entry["key"])
+    except (LayoutError, OSError):
         return {}
 
 
@@ -54,8 +60,8 @@ def to_prov(results_dir: str | Path) -> dict:
     provenance = read_provenance(results)
     experiment = str(provenance.get("experiment", results.name))
     entries = []
-    for entry in provenance["outputs"]:
-        output_paths(entry)  # raises LayoutError on an unsafe entry
+    for index, entry in enumerate(provenance["outputs"]):
+        output_paths(entry, f"outputs[{index}]")  # raises LayoutError on a malformed or unsafe entry
         entries.append(entry)
     sidecars = [_sidecar(results, entry) for entry in entries]  # small files, in the page cache
 

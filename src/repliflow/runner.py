@@ -16,6 +16,7 @@ import os
 import platform
 import random
 import socket
+import stat
 import sys
 import time
 import traceback
@@ -23,9 +24,9 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
-from repliflow import __version__, hashing, storage
+from repliflow import __version__, hashing, pathgate, storage
 from repliflow.context import Context
-from repliflow.errors import RepliflowError, StepError
+from repliflow.errors import BadRecord, RepliflowError, StepError
 from repliflow.plan import Step, chain_keys
 from repliflow.stepcode import function_info, load_module, resolve_code_path
 
@@ -70,7 +71,9 @@ class BlockRunner:
             Step(s["name"], s["function"], s["position"], s["code_hash"], s["params"]) for s in spec["steps"]
         ]
         self.start = spec["start"]
-        self.store = os.path.join(self.workdir, "results", spec["experiment"], "store")
+        results = os.path.join(self.workdir, "results", spec["experiment"])
+        pathgate.check_results_tree(results)
+        self.store = os.path.join(results, "store")
         self.condition = spec["condition"]
         self.versions = _Versions()
         self.host = socket.gethostname()
@@ -117,9 +120,8 @@ class BlockRunner:
         first_missing = None
         for position in range(self.start, len(self.steps)):
             key = keys[position]
-            sidecar = storage.read_sidecar(self.store, key)
-            output = sidecar and f"{storage.key_dir(self.store, key)}/{sidecar['output']['file']}"
-            if sidecar is None or not os.path.exists(output):
+            sidecar = self._stored(key)
+            if sidecar is None:
                 first_missing = position
                 break
             sidecars[position] = sidecar
@@ -141,13 +143,33 @@ class BlockRunner:
             ],
         }
 
+    def _stored(self, key: str) -> dict | None:
+        """The sidecar of ``key`` when it and its output are stored as regular
+        files; None when either is missing or not what a record should be
+        (a malformed sidecar, a link): then the output is computed again,
+        and writing it replaces whatever stood there."""
+        try:
+            sidecar = storage.read_sidecar(self.store, key)
+        except BadRecord:
+            return None
+        if sidecar is None:
+            return None
+        output = f"{storage.key_dir(self.store, key)}/{sidecar['output']['file']}"
+        try:
+            if not stat.S_ISREG(os.lstat(output).st_mode):
+                return None
+        except FileNotFoundError:
+            return None
+        return sidecar
+
     def _compute(self, replicate, seed, keys, first, sidecars) -> None:
         if first == 0:
             data, upstream = None, None
         else:
             upstream_key = keys[first - 1]
             try:
-                data, sha = storage.load(self.store, upstream_key, sidecars.get(first - 1))
+                known = sidecars.get(first - 1)
+                data, sha = storage.load(self.store, upstream_key, known and known["output"])
             except (OSError, RepliflowError) as exc:
                 raise StepError(
                     f"cannot read its input {upstream_key} ({exc})",
@@ -195,8 +217,6 @@ class BlockRunner:
                     step=step.name,
                 ) from exc
             key = keys[position]
-            out = storage.output_path(self.store, key, encoded.format)
-            storage.atomic_write(out, encoded.data)
             sidecar = {
                 "schema": storage.SIDECAR_SCHEMA,
                 "key": key,
@@ -211,12 +231,7 @@ class BlockRunner:
                 "params": step.params,
                 "code_hash": step.code_hash,
                 "upstream": upstream,
-                "output": {
-                    "file": os.path.basename(out),
-                    "format": encoded.format,
-                    "sha256": encoded.sha256,
-                    "bytes": len(encoded.data),
-                },
+                "output": None,  # filled in by storage.write_output
                 "started": started,
                 "finished": _now(),
                 "duration_s": round(duration, 6),
@@ -224,10 +239,7 @@ class BlockRunner:
                 "packages": self.versions.get(),
                 "host": self.host,
             }
-            storage.atomic_write(
-                storage.sidecar_path(self.store, key),
-                json.dumps(sidecar, separators=(",", ":"), allow_nan=True).encode(),
-            )
+            storage.write_output(self.store, key, encoded, sidecar)
             sidecars[position] = sidecar
             upstream = {"key": key, "sha256": encoded.sha256}
 
@@ -260,9 +272,22 @@ def _check_metrics(value, condition, replicate, step) -> None:
             replicate=replicate,
             step=step,
         )
+    for name, number in value.items():
+        if isinstance(number, int) and not isinstance(number, bool) and abs(number) > sys.float_info.max:
+            digits = int(number.bit_length() * 0.30103) + 1  # str() refuses ints this long
+            raise StepError(
+                f"metric {name!r} is an integer of about {digits} digits, beyond the largest float "
+                f"({sys.float_info.max:.3g}); the statistics work in floats, so return it scaled "
+                "(or as a float, where it becomes inf and is counted as missing)",
+                condition=condition,
+                replicate=replicate,
+                step=step,
+            )
 
 
 def _is_number(value) -> bool:
+    if value is None:  # a metric this replicate could not compute: counted as missing
+        return True
     if isinstance(value, bool):
         return True
     if isinstance(value, (int, float)):

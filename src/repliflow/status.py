@@ -24,11 +24,14 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from repliflow import hashing, storage
+from repliflow.errors import RepliflowError
 from repliflow.layout import incomplete_outputs, load_plan, snakemake_active
+from repliflow.pathgate import check_results_tree, read_bytes
 from repliflow.plan import Block, Plan, Segment
 
 STATES = ("done", "failed", "running", "incomplete", "missing")
@@ -133,7 +136,11 @@ class _Reader:
         return self._last_keys[memo]
 
     def stored(self, segment: Segment, replicate: int) -> bool:
-        return os.path.exists(storage.sidecar_path(self.store, self.last_key(segment, replicate)))
+        try:
+            mode = os.lstat(storage.sidecar_path(self.store, self.last_key(segment, replicate))).st_mode
+        except FileNotFoundError:
+            return False
+        return stat.S_ISREG(mode)
 
 
 def _names(folder: Path) -> set[str]:
@@ -148,8 +155,8 @@ def _failures(log: Path) -> dict[int | None, str]:
     job failed before running any replicate); empty when it succeeded or is
     still going."""
     try:
-        lines = log.read_text(errors="replace").splitlines()
-    except OSError:
+        lines = read_bytes(log).decode(errors="replace").splitlines()
+    except (OSError, RepliflowError):
         return {}
     starts = [i for i, line in enumerate(lines) if _START.match(line)]
     last = lines[starts[-1] + 1 :] if starts else lines
@@ -193,6 +200,7 @@ def status(config_file: str | Path | None = None, workdir: str | Path = ".") -> 
     config/config.yaml in ``workdir``) in the working directory ``workdir``."""
     workdir = Path(workdir)
     plan = load_plan(config_file or workdir / DEFAULT_CONFIG, workdir)
+    check_results_tree(workdir / plan.results_dir)
     reader = _Reader(plan, workdir)
     active = snakemake_active(workdir)
     counts: dict[str, dict[str, int]] = {}

@@ -58,22 +58,32 @@ def resolve_code_path(code: str, workdir: str | None = None) -> Path:
                 key="code",
             )
         return path
-    if workdir not in sys.path:
-        sys.path.insert(0, workdir)
-    try:
-        spec = importlib.util.find_spec(code)
-    except (ImportError, ValueError) as exc:
-        spec = None
-        reason = str(exc)
-    else:
-        reason = "no such module"
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+    path = find_module_file(code, [workdir, *sys.path])
+    if path is None:
         raise ConfigError(
-            f"the code module {code!r} cannot be found ({reason}); give a .py path "
+            f"the code module {code!r} cannot be found (no {code.replace('.', '/')}.py or "
+            f"{code.replace('.', '/')}/__init__.py in {workdir} or on sys.path); give a .py path "
             "relative to the working directory or a module importable from it",
             key="code",
         )
-    return Path(spec.origin)
+    return path
+
+
+def find_module_file(module: str, roots: list[str]) -> Path | None:
+    """The source file of the dotted ``module`` in the first root holding it,
+    found by looking at files only: ``importlib.util.find_spec`` would import
+    (run) every parent package, and planning and auditing never run code."""
+    parts = module.split(".")
+    if not all(part.isidentifier() for part in parts):
+        return None
+    for root in roots:
+        if not root or not os.path.isdir(root):
+            continue
+        base = Path(root, *parts)
+        for candidate in (base.with_name(base.name + ".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    return None
 
 
 @lru_cache(maxsize=64)

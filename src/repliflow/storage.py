@@ -6,8 +6,11 @@ written last, so a sidecar on disk means its output was completely written.
 
 Formats are chosen by type, safest first: JSON for plain dicts, lists,
 numbers and strings; ``.npy`` (no pickle) for NumPy arrays of plain dtypes;
-Parquet for DataFrames when pyarrow is installed; pickle only as a fallback,
-and a pickle is loaded only after its bytes match the sidecar's sha256.
+Parquet for DataFrames when pyarrow is installed; pickle only as a fallback.
+A pickle is loaded only when its bytes match the recorded sha256 and its
+sidecar carries this machine's signature of them (``repliflow.trust``);
+every file is opened through ``repliflow.pathgate`` (no symlinks, regular
+files only, the name its key and format dictate).
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from repliflow import pathgate
 from repliflow.errors import IntegrityError
 from repliflow.hashing import sha256_hex
+from repliflow.records import check_sidecar
 
 SIDECAR_SCHEMA = "repliflow.sidecar/1"
-EXTENSIONS = {"json": "json", "npy": "npy", "parquet": "parquet", "pickle": "pkl"}
+SIDECAR_SUFFIX = ".meta.json"
+EXTENSIONS = pathgate.EXTENSIONS
 
 
 class _NotJSON(Exception):
@@ -69,6 +75,8 @@ def atomic_write(path: Path | str, data: bytes) -> None:
     parent = os.path.dirname(path) or "."
     if parent not in _made_dirs:
         os.makedirs(parent, exist_ok=True)
+        if os.path.islink(parent):  # a planted link would send the write elsewhere
+            pathgate.check_real_dir(parent)
         _made_dirs.add(parent)
     tmp = f"{parent}/.{os.path.basename(path)}.{os.getpid()}.tmp"
     try:
@@ -162,34 +170,71 @@ def decode(fmt: str, data: bytes) -> Any:
 
         return pandas.read_parquet(io.BytesIO(data))
     if fmt == "pickle":
-        return pickle.loads(data)  # noqa: S301 - only after the sha256 check in load()
+        return pickle.loads(data)  # noqa: S301 - load() checked this machine's signature first
     raise IntegrityError(f"unknown storage format {fmt!r}")
 
 
+def write_output(store: str | Path, key: str, encoded: Encoded, sidecar: dict) -> None:
+    """Store ``encoded`` as the output of ``key``, then its sidecar (``sidecar``
+    with its ``output`` record filled in), so a sidecar on disk means a
+    complete output. A pickle is signed with this machine's key."""
+    out = output_path(store, key, encoded.format)
+    atomic_write(out, encoded.data)
+    output = {
+        "file": os.path.basename(out),
+        "format": encoded.format,
+        "sha256": encoded.sha256,
+        "bytes": len(encoded.data),
+    }
+    if encoded.format == "pickle":  # only pickles this machine signed are ever loaded
+        from repliflow.trust import signature
+
+        output["hmac"] = signature(key, encoded.sha256)
+    sidecar["output"] = output
+    text = json.dumps(sidecar, separators=(",", ":"), allow_nan=True)
+    atomic_write(sidecar_path(store, key), text.encode())
+
+
 def read_sidecar(store: str | Path, key: str) -> dict | None:
+    """The sidecar of ``key``, type-checked; None when there is none."""
+    path = sidecar_path(store, key)
     try:
-        with open(sidecar_path(store, key), "rb") as handle:
-            return json.load(handle)
+        value = pathgate.read_json(path, "sidecar", root=store)
     except FileNotFoundError:
         return None
+    return check_sidecar(value, path, key)
 
 
-def load(store: str | Path, key: str, sidecar: dict | None = None) -> tuple[Any, str]:
-    """The stored value of ``key`` and its sha256, checked against the sidecar."""
-    sidecar = sidecar or read_sidecar(store, key)
-    if sidecar is None:
-        raise IntegrityError(f"no sidecar for key {key} in {store}")
-    output = sidecar["output"]
-    path = f"{key_dir(store, key)}/{output['file']}"
-    with open(path, "rb") as handle:
-        data = handle.read()
+def load(store: str | Path, key: str, output: dict | None = None) -> tuple[Any, str]:
+    """The stored value of ``key`` and its sha256, checked against the record.
+
+    ``output`` is the record of the output (a sidecar's ``output``, or a block
+    manifest's entry: file, format, sha256); default: the sidecar's. A pickle
+    also needs this machine's signature (in the sidecar), or it is not loaded.
+    """
+    if output is None:
+        sidecar = read_sidecar(store, key)
+        if sidecar is None:
+            raise IntegrityError(f"repliflow: no sidecar for key {key} in {store}")
+        output = sidecar["output"]
+    fmt = output["format"]
+    path = f"{key_dir(store, key)}/{pathgate.check_store_file(key, output['file'], fmt, key)}"
+    data = pathgate.read_bytes(path, store, limit=1 << 62)
     actual = sha256_hex(data)
     if actual != output["sha256"]:
         raise IntegrityError(
-            f"{path} does not match its sidecar (sha256 {actual}, recorded {output['sha256']}): "
-            "it was modified or corrupted after it was written; delete it and its .meta.json to recompute"
+            f"{path} does not match its record (sha256 {actual}, recorded {output['sha256']}): "
+            "it was modified or corrupted after it was written"
         )
-    return decode(output["format"], data), actual
+    if fmt == "pickle":
+        from repliflow.trust import check_signed
+
+        signed = output.get("hmac")
+        if signed is None:  # a manifest entry: the signature is in the sidecar
+            sidecar = read_sidecar(store, key)
+            signed = sidecar and sidecar["output"]["sha256"] == actual and sidecar["output"].get("hmac")
+        check_signed(path, key, actual, signed)
+    return decode(fmt, data), actual
 
 
 def is_finite_number(value: Any) -> bool:

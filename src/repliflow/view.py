@@ -39,6 +39,7 @@ from repliflow.layout import (
     read_manifests,
     read_provenance,
 )
+from repliflow.pathgate import check_results_tree
 
 INDEX_COLUMNS = ["condition", "replicate", "step", "position", "key", "output", "sidecar", "sha256"]
 
@@ -54,7 +55,7 @@ def _rows(outputs: list[dict], source: str) -> list[list]:
     for index, entry in enumerate(outputs):
         where = f"{source} outputs[{index}]"
         try:
-            path, sidecar = output_paths(entry)
+            path, sidecar = output_paths(entry, f"outputs[{index}]")
         except LayoutError as exc:
             raise LayoutError(f"repliflow: {where}: {exc}") from None
         step, replicate = entry.get("step"), entry.get("replicate")
@@ -91,6 +92,7 @@ def build_view(results_dir: str | Path, outputs: list[dict] | None = None) -> Vi
     (entries as in provenance.json's ``outputs``; default: read from its
     provenance.json)."""
     results = Path(results_dir)
+    check_results_tree(results)  # never build or swap the view through a link
     if outputs is None:
         outputs, source = read_provenance(results)["outputs"], "provenance.json"
     else:

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from repliflow.cluster import BlockJobs, rule_function
 from repliflow.config import validate_config
 from repliflow.errors import RepliflowError
+from repliflow.pathgate import check_results_tree
 from repliflow.plan import build_plan
 from repliflow.workflow_support import (
     describe_config_files,
@@ -39,6 +40,9 @@ try:
         schema=Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml",
     )
     PLAN = build_plan(CONFIG)
+    # results/<exp>, store/, blocks/ and runs/ must be real folders: a link
+    # (planted in a received results folder) would lead reads and writes outside
+    check_results_tree(PLAN.results_dir)
 except RepliflowError as exc:
     if getattr(exc, "file", "") is None:
         exc.file = CONFIG_FILES

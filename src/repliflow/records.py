@@ -1,0 +1,160 @@
+"""Type checks for the records a results folder holds: sidecars, block
+manifests and provenance.json's output entries.
+
+A record may have been edited by hand or by someone hostile, so every field
+is checked for its type before it is used; a malformed record raises
+BadRecord naming the file, the field and what was expected, never a
+KeyError or TypeError from deep inside a reader. The JSON Schemas in
+``workflow/schemas/`` document the same shapes; these checks are the part of
+them that readers rely on, done in plain Python because they run once per
+output (jsonschema costs ~100 us a record: 20 s at 200,000 outputs).
+"""
+
+from __future__ import annotations
+
+import re
+
+from repliflow.errors import BadRecord
+from repliflow.pathgate import EXTENSIONS, check_store_file
+
+KEY = re.compile(r"^[0-9a-f]{20}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MANIFEST_SCHEMA = "repliflow.manifest/1"
+
+
+class _Checker:
+    def __init__(self, path: str, kind: str):
+        self.path, self.kind = path, kind
+
+    def fail(self, problem: str):
+        raise BadRecord(self.path, problem, kind=self.kind)
+
+    def object(self, value, where: str) -> dict:
+        if not isinstance(value, dict):
+            self.fail(f"{where} is {_type(value)}, expected an object")
+        return value
+
+    def get(self, record: dict, name: str, expected, where: str = "", *, optional: bool = False):
+        label = f"{where}{name}"
+        if name not in record:
+            if optional:
+                return None
+            self.fail(f"has no field {label!r}")
+        value = record[name]
+        if optional and value is None:
+            return None
+        if expected is int:
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            what = "a non-negative integer"
+        elif expected is str:
+            ok, what = isinstance(value, str), "a string"
+        elif expected is dict:
+            ok, what = isinstance(value, dict), "an object"
+        elif expected is list:
+            ok, what = isinstance(value, list), "a list"
+        else:  # a pattern
+            ok, what = isinstance(value, str) and expected.match(value) is not None, expected.pattern
+        if not ok:
+            self.fail(f"field {label!r} is {_type(value)}, expected {what}")
+        return value
+
+
+def _type(value) -> str:
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def check_sidecar(value, path: str, key: str | None = None) -> dict:
+    """A sidecar (``<key>.meta.json``) with every field readers use typed right;
+    ``key``, when given, must be the one it names."""
+    c = _Checker(path, "sidecar")
+    sidecar = c.object(value, "the sidecar")
+    recorded = c.get(sidecar, "key", KEY)
+    if key is not None and recorded != key:
+        c.fail(f"names key {recorded}, but it is the sidecar of {key}")
+    c.get(sidecar, "function", str)
+    c.get(sidecar, "code_hash", str)
+    c.get(sidecar, "params", dict)
+    c.get(sidecar, "seed", int)
+    c.get(sidecar, "position", int)
+    c.get(sidecar, "replicate", int)
+    c.get(sidecar, "step", str)
+    upstream = c.get(sidecar, "upstream", dict, optional=True)
+    if upstream is not None:
+        c.get(upstream, "key", KEY, "upstream.")
+        c.get(upstream, "sha256", SHA256, "upstream.")
+    output = c.get(sidecar, "output", dict)
+    c.get(output, "sha256", SHA256, "output.")
+    c.get(output, "bytes", int, "output.", optional=True)
+    c.get(output, "hmac", SHA256, "output.", optional=True)
+    check_store_file(recorded, output.get("file"), output.get("format"), f"{path} (sidecar): output")
+    return sidecar
+
+
+def check_manifest(value, path: str) -> dict:
+    """A block manifest (``blocks/<segment>/<lo>-<hi>.json``): its replicates
+    and, per step, the key, file, format and sha256 of the output."""
+    c = _Checker(path, "manifest")
+    manifest = c.object(value, "the manifest")
+    if manifest.get("schema") != MANIFEST_SCHEMA:
+        c.fail(f"has schema {manifest.get('schema')!r}, expected {MANIFEST_SCHEMA!r}")
+    c.get(manifest, "segment", str)
+    lo, hi = c.get(manifest, "lo", int), c.get(manifest, "hi", int)
+    replicates = c.get(manifest, "replicates", list)
+    if len(replicates) != hi - lo:
+        c.fail(f"lists {len(replicates)} replicates for the range {lo}..{hi - 1}")
+    for index, replicate in enumerate(replicates):
+        where = f"replicates[{index}]."
+        c.object(replicate, where[:-1])
+        if c.get(replicate, "replicate", int, where) != lo + index:
+            c.fail(f"{where}replicate is {replicate['replicate']}, expected {lo + index}")
+        c.get(replicate, "seed", int, where)
+        for position, step in enumerate(c.get(replicate, "steps", list, where)):
+            step_where = f"{where}steps[{position}]."
+            c.object(step, step_where[:-1])
+            key = c.get(step, "key", KEY, step_where)
+            c.get(step, "step", str, step_where)
+            c.get(step, "position", int, step_where)
+            c.get(step, "sha256", SHA256, step_where)
+            check_store_file(key, step.get("file"), step.get("format"), f"{path} (manifest): {step_where}")
+    return manifest
+
+
+def check_output_entry(entry, where: str, path: str = "provenance.json") -> dict:
+    """One of provenance.json's ``outputs``: the fields audit, the view and
+    the PROV export read (the path itself is checked by layout.output_paths)."""
+    c = _Checker(path, "provenance")
+    c.object(entry, where)
+    prefix = f"{where}."
+    c.get(entry, "key", KEY, prefix)
+    c.get(entry, "sha256", SHA256, prefix)
+    c.get(entry, "position", int, prefix)
+    c.get(entry, "replicate", int, prefix)
+    c.get(entry, "seed", int, prefix)
+    c.get(entry, "step", str, prefix)
+    fmt = c.get(entry, "format", str, prefix, optional=True)
+    if fmt is not None and fmt not in EXTENSIONS:
+        c.fail(f"{prefix}format is {fmt!r}, expected one of {', '.join(EXTENSIONS)}")
+    conditions = c.get(entry, "conditions", list, prefix)
+    if not all(isinstance(name, str) for name in conditions):
+        c.fail(f"{prefix}conditions holds something other than names")
+    return entry
+
+
+def check_provenance(value, path: str) -> dict:
+    """provenance.json's top-level fields, typed (its outputs are checked one by
+    one with check_output_entry, so one bad entry does not hide the rest)."""
+    c = _Checker(path, "provenance")
+    provenance = c.object(value, "provenance.json")
+    c.get(provenance, "outputs", list)
+    for name in ("seeds", "code", "conditions", "environment", "results", "batch"):
+        c.get(provenance, name, dict, optional=True)
+    seeds = provenance.get("seeds") or {}
+    c.get(seeds, "base", int, "seeds.", optional=True)
+    for name, value in (provenance.get("results") or {}).items():
+        if not isinstance(value, str):
+            c.fail(f"results.{name} is {_type(value)}, expected a sha256")
+    for name in ("experiment", "config_hash", "config_files", "created"):
+        c.get(provenance, name, str, optional=True)
+    return provenance
