@@ -311,20 +311,23 @@ def provenance_json(provenance: dict) -> str:
 def run_from_snakemake(smk) -> None:
     """The ``aggregate`` rule: the tables, then the report rendered from them.
     One job rather than two: the report needs the same numpy and scipy
-    imports, which cost more than rendering it at the end of every run."""
-    from repliflow.report import write_report
+    imports, which cost more than rendering it at the end of every run.
 
-    log = open(smk.log[0], "w")  # noqa: SIM115
-    try:
-        plan = build_plan(smk.params.config)
-        out_dir = Path(smk.output.metrics).parent
-        aggregate(plan, smk.input.manifests, out_dir, smk.params.config_files)
-        print(f"aggregated {len(smk.input.manifests)} manifests", file=log)
-        write_report(out_dir, Path(smk.output.html), Path(smk.output.md))
-        print(f"wrote {smk.output.html} and {smk.output.md}", file=log)
-    except RepliflowError as exc:
-        print(str(exc), file=log)
-        print(str(exc), file=sys.stderr)
-        sys.exit(1)
-    finally:
-        log.close()
+    Only the tables can fail the job. The report never does (``report.publish``):
+    what it cannot show, or why it could not be rendered at all, goes to the
+    log, to stderr and into the report, and the last report that rendered is
+    kept as ``report.last-good.html``."""
+    from repliflow import report
+
+    with open(smk.log[0], "w") as log:
+        try:
+            plan = build_plan(smk.params.config)
+            out_dir = Path(smk.output.metrics).parent
+            aggregate(plan, smk.input.manifests, out_dir, smk.params.config_files)
+        except RepliflowError as exc:
+            print(str(exc), file=log)
+            print(str(exc), file=sys.stderr)
+            sys.exit(1)
+        print(f"aggregated {len(smk.input.manifests)} manifests", file=log, flush=True)
+        if report.publish(out_dir, Path(smk.output.html), Path(smk.output.md), log):
+            print(f"wrote {smk.output.html} and {smk.output.md}", file=log)

@@ -5,6 +5,12 @@ jittered point; ``paired_differences`` draws, per treatment, each replicate's
 treatment-minus-baseline difference (the quantity paired tests test) around
 a zero line, with the mean difference's confidence interval. The SVG carries
 no date and salted, stable ids, so equal data give equal bytes.
+
+Names (metrics, conditions) are drawn as plain text: mathtext is off, so a
+``$`` is a dollar sign. Non-finite values are left out (the tick labels count
+them); values beyond ``LARGE`` are drawn divided by a power of ten that the
+axis label names, since matplotlib's axis arithmetic overflows near the float
+maximum; error bars are clipped to the mean (never negative).
 """
 
 from __future__ import annotations
@@ -46,7 +52,28 @@ STYLE = {
     "axes.grid.axis": "y",
     "grid.color": "#e4e4e4",
     "axes.axisbelow": True,
+    "text.parse_math": False,  # names are text: "$x$" is not mathtext
+    "text.usetex": False,
 }
+
+# Beyond this, matplotlib's limits and ticks overflow (a range of 2e308 is inf):
+# such data are drawn in units of a power of ten (``_units``).
+LARGE = 1e300
+
+
+def overflow_safe(statistic: Callable[[list[float]], float], values: list[float]) -> float:
+    """``statistic`` (mean, SD, median: scale-equivariant) of finite ``values``,
+    computed on values divided by their largest magnitude when the direct
+    computation overflows (``statistics.fmean`` of two 1.7e308 raises, their
+    median is inf). The result is inf only when the answer itself is."""
+    try:
+        result = statistic(values)
+    except OverflowError:
+        result = math.inf
+    scale = max((abs(v) for v in values), default=0.0)
+    if math.isfinite(result) or not 0 < scale < math.inf:
+        return result
+    return statistic([v / scale for v in values]) * scale
 
 
 def _render(figsize: tuple[float, float], salt: str, draw: Callable[[Axes], None]) -> str:
@@ -72,6 +99,28 @@ def _render(figsize: tuple[float, float], salt: str, draw: Callable[[Axes], None
 def _finite(values: list[float]) -> np.ndarray:
     array = np.asarray(values, dtype=float)
     return array[np.isfinite(array)]
+
+
+def _units(arrays: list[np.ndarray], *bounds: float) -> tuple[float, str]:
+    """(divisor, label suffix) for data this large: a power of ten near their
+    largest magnitude, else (1, "")."""
+    finite = [abs(b) for b in bounds if b is not None and math.isfinite(b)]
+    largest = max([float(np.max(np.abs(a))) for a in arrays if len(a)] + finite, default=0.0)
+    if largest <= LARGE:
+        return 1.0, ""
+    exponent = math.floor(math.log10(largest))
+    return float(f"1e{exponent}"), f" (× 1e{exponent})"
+
+
+def _counts(values: list[float], drawn: np.ndarray) -> str:
+    """``n=…`` with how many values are missing (NaN) and infinite (not drawn)."""
+    array = np.asarray(values, dtype=float)
+    missing, infinite = int(np.isnan(array).sum()), int(np.isinf(array).sum())
+    return (
+        f"n={len(drawn)}"
+        + (f", {missing} missing" if missing else "")
+        + (f", {infinite} infinite" if infinite else "")
+    )
 
 
 def _strip(ax, position: float, values: np.ndarray, color: str, seed: int, horizontal: bool = False) -> None:
@@ -124,19 +173,21 @@ def distribution(metric: str, conditions: list[str], values: dict[str, list[floa
     """Box + strip plot of one metric, one column per condition."""
     colors = condition_colors(conditions)
     finite = [_finite(values.get(c, [])) for c in conditions]
+    divisor, units = _units(finite)
+    finite = [data / divisor for data in finite]
     positions = list(range(1, len(conditions) + 1))
 
     def draw(ax: Axes) -> None:
         _box(ax, finite, positions, [colors[c] for c in conditions])
         for index, (condition, data) in enumerate(zip(conditions, finite, strict=True)):
             _strip(ax, positions[index], data, colors[condition], seed=index)
-        labels = []
-        for condition, data in zip(conditions, finite, strict=True):
-            missing = len(values.get(condition, [])) - len(data)
-            labels.append(f"{condition}\nn={len(data)}" + (f", {missing} missing" if missing else ""))
+        labels = [
+            f"{condition}\n{_counts(values.get(condition, []), data)}"
+            for condition, data in zip(conditions, finite, strict=True)
+        ]
         ax.set_xticks(positions, labels)
         ax.set_xlim(0.4, len(conditions) + 0.6)
-        ax.set_ylabel(metric)
+        ax.set_ylabel(metric + units)
         ax.set_title(f"{metric}: every replicate, by condition", loc="left", fontsize=10)
 
     return _render((max(3.6, 1.5 + 1.3 * len(conditions)), 3.2), salt, draw)
@@ -151,22 +202,25 @@ def paired_differences(
     salt: str,
 ) -> str:
     """Per treatment, replicate r's treatment minus baseline value, with the mean
-    difference and its confidence interval (``intervals``: mean, low, high)."""
+    difference and its confidence interval (``intervals``: mean, low, high; a
+    missing or infinite bound draws no bar on its side)."""
     positions = list(range(len(treatments), 0, -1))
     data = [_finite(differences.get(t, [])) for t in treatments]
+    means = [intervals.get(t, (math.nan, None, None))[0] for t in treatments]
+    divisor, units = _units(data, *means)
+    data = [diffs / divisor for diffs in data]
 
     def draw(ax: Axes) -> None:
         _box(ax, data, positions, [colors[t] for t in treatments], vert=False)
         for index, (treatment, diffs) in enumerate(zip(treatments, data, strict=True)):
             _strip(ax, positions[index], diffs, colors[treatment], seed=index, horizontal=True)
-            mean, low, high = intervals.get(treatment, (math.nan, None, None))
-            if math.isfinite(mean):
-                lo = low if low is not None and math.isfinite(low) else mean
-                hi = high if high is not None and math.isfinite(high) else mean
+            bar = _error_bar(*intervals.get(treatment, (math.nan, None, None)), divisor)
+            if bar is not None:
+                mean, below, above = bar
                 ax.errorbar(
                     [mean],
                     [positions[index] + 0.36],
-                    xerr=[[mean - lo], [hi - mean]],
+                    xerr=[[below], [above]],
                     fmt="D",
                     color="#111111",
                     markersize=4,
@@ -179,9 +233,27 @@ def paired_differences(
         ax.set_ylim(0.4, len(treatments) + 0.75)
         ax.grid(axis="x", color="#e4e4e4")
         ax.grid(axis="y", visible=False)
-        ax.set_xlabel(f"{metric}: treatment minus baseline, same replicate (seed)")
+        ax.set_xlabel(f"{metric}: treatment minus baseline, same replicate (seed){units}")
         ax.set_title(
             f"{metric}: paired differences (diamond: mean difference and its CI)", loc="left", fontsize=10
         )
 
     return _render((6.4, max(1.8, 0.9 + 0.8 * len(treatments))), salt, draw)
+
+
+def _error_bar(mean: float, low, high, divisor: float = 1.0) -> tuple[float, float, float] | None:
+    """(mean, length below, length above) in units of ``divisor``, or None when
+    the mean is not finite. A bound that is missing, infinite or on the wrong
+    side of the mean (rounding: constant paired differences give a CI of
+    [1.0, 1.0] around a mean of 0.9999999999999999) draws no bar on its side."""
+    if mean is None or not math.isfinite(mean):
+        return None
+    mean /= divisor
+
+    def length(bound, sign: int) -> float:
+        if bound is None or not math.isfinite(bound):
+            return 0.0
+        extent = sign * (bound / divisor - mean)
+        return extent if math.isfinite(extent) and extent > 0 else 0.0
+
+    return mean, length(low, -1), length(high, 1)

@@ -7,17 +7,30 @@ summaries, paired-difference plots where paired tests are used), verdicts
 (raw and adjusted p, effect sizes with CIs), failed or missing replicates,
 power and replicate planning, provenance. Both files are rendered from one
 list of blocks, so they always say the same thing.
+
+Rendering never loses the tables: a plot that cannot be drawn or a section
+that cannot be built becomes a note in its place (``note`` blocks, also
+returned to be logged), and ``publish`` turns a report that cannot be
+rendered at all into a short report saying why. Every report that rendered is
+also kept as ``report.last-good.html`` (and ``.md``), which Snakemake does not
+know of and so never deletes; a failed report links to it.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
 import re
 import statistics
+import sys
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from repliflow import plots, storage
 from repliflow.errors import RepliflowError
@@ -36,6 +49,7 @@ th{background:#f3f3f3}td.n{text-align:right;white-space:nowrap}
 strong.yes{color:#a40000}code{background:#f5f5f5;padding:0 .2em;font-size:.95em}
 pre{background:#f5f5f5;padding:.6em .8em;overflow-x:auto}figure{margin:.8em 0}
 figure svg{max-width:100%;height:auto}figcaption{font-size:.85em;color:#555}.small{font-size:.85em;color:#555}
+p.note{background:#fff4e5;border-left:3px solid #d1603d;padding:.3em .6em}
 """
 
 DASH = "–"
@@ -46,8 +60,9 @@ DASH = "–"
 
 @dataclass
 class Block:
-    kind: str  # h1 h2 h3 p table figure pre ul
+    kind: str  # h1 h2 h3 p small note link table figure pre ul
     text: str = ""
+    href: str = ""  # link: a relative path
     headers: list[str] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
     items: list[str] = field(default_factory=list)
@@ -77,6 +92,10 @@ def to_html(blocks: list[Block], title: str) -> str:
             parts.append(f"<p>{_inline_html(b.text)}</p>")
         elif b.kind == "small":
             parts.append(f'<p class="small">{_inline_html(b.text)}</p>')
+        elif b.kind == "note":
+            parts.append(f'<p class="note">{_inline_html(b.text)}</p>')
+        elif b.kind == "link":
+            parts.append(f'<p><a href="{html.escape(b.href)}">{_inline_html(b.text)}</a></p>')
         elif b.kind == "pre":
             parts.append(f"<pre><code>{html.escape(b.text)}</code></pre>")
         elif b.kind == "ul":
@@ -106,6 +125,10 @@ def to_markdown(blocks: list[Block]) -> str:
             parts.append("#" * int(b.kind[1]) + " " + b.text)
         elif b.kind in ("p", "small"):
             parts.append(b.text)
+        elif b.kind == "note":
+            parts.append(f"> **Note:** {b.text}")
+        elif b.kind == "link":
+            parts.append(f"[{b.text}](<{b.href}>)")
         elif b.kind == "pre":
             parts.append(f"```sh\n{b.text}\n```")
         elif b.kind == "ul":
@@ -279,24 +302,61 @@ def _design(results: Results) -> list[Block]:
 
 
 def _summary_rows(results: Results, metric: str) -> list[list[str]]:
+    """Per condition: n, missing (NaN, absent or infinite), and the summaries of
+    the finite values, computed so that values near the float maximum do not
+    overflow (an SD beyond it is ∞)."""
     rows = []
     for condition in results.conditions:
         values = results.values.get((condition, metric), [])
         finite = results.finite(condition, metric)
-        sd = statistics.stdev(finite) if len(finite) > 1 else math.nan
+
+        def summary(statistic, least=1, finite=finite):
+            return num(plots.overflow_safe(statistic, finite) if len(finite) >= least else math.nan)
+
         rows.append(
             [
                 condition,
                 str(len(finite)),
                 str(len(values) - len(finite)),
-                num(statistics.fmean(finite) if finite else math.nan),
-                num(sd),
-                num(min(finite) if finite else math.nan),
-                num(statistics.median(finite) if finite else math.nan),
-                num(max(finite) if finite else math.nan),
+                summary(statistics.fmean),
+                summary(statistics.stdev, least=2),
+                summary(min),
+                summary(statistics.median),
+                summary(max),
             ]
         )
     return rows
+
+
+def _infinite_note(results: Results, metric: str) -> list[Block]:
+    counts = {
+        condition: sum(math.isinf(v) for v in results.values.get((condition, metric), []))
+        for condition in results.conditions
+    }
+    counted = ", ".join(f"{c}: {n}" for c, n in counts.items() if n)
+    if not counted:
+        return []
+    return [
+        Block(
+            "note",
+            f"`{metric}` has infinite values ({counted}): they are not drawn, are counted as missing and "
+            "are left out of the summaries and the tests, as NaN is.",
+        )
+    ]
+
+
+def _reason(exc: BaseException) -> str:
+    """``Type: message`` on one line (matplotlib's parse errors span several), at most 300 characters."""
+    text = f"{type(exc).__name__}: {' '.join(str(exc).split())}".rstrip(": ")
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _figure(name: str, caption: str, draw: Callable[[], str]) -> Block:
+    """The figure ``draw`` renders, or a note saying why plot ``name`` could not be drawn."""
+    try:
+        return Block("figure", caption, svg=draw())
+    except Exception as exc:  # a plot is never worth the report
+        return Block("note", f"plot {name} could not be drawn: {_reason(exc)}")
 
 
 def _paired_plots(results: Results, metric: str, colors: dict, salt: str) -> list[Block]:
@@ -316,14 +376,22 @@ def _paired_plots(results: Results, metric: str, colors: dict, salt: str) -> lis
         ci = r.get("mean_difference_ci") or [None, None]
         mean = r.get("mean_difference")
         intervals[t] = (mean if isinstance(mean, (int, float)) else math.nan, ci[0], ci[1])
-    svg = plots.paired_differences(metric, treatments, differences, intervals, colors, salt)
+    overflowed = sum(
+        math.isfinite(a) and math.isfinite(b) and not math.isfinite(b - a)
+        for t in treatments
+        for a, b in zip(baseline, results.values.get((t, metric), []), strict=False)
+    )
     caption = (
         f"Paired differences of `{metric}` (tested by hypothesis {', '.join(h['name'] for h in paired)}): "
         f"each point is one replicate's treatment value minus the baseline value with the same seed; "
         f"the diamond is the mean difference with its {_level(hypothesis['results'][treatments[0]])} "
         f"({hypothesis['verifier']})."
+        + (f" {overflowed} difference(s) overflow the float range and are not drawn." if overflowed else "")
     )
-    return [Block("figure", caption, svg=svg)]
+    draw = functools.partial(
+        plots.paired_differences, metric, treatments, differences, intervals, colors, salt
+    )
+    return [_figure(f"paired differences of `{metric}`", caption, draw)]
 
 
 def _metrics(results: Results) -> list[Block]:
@@ -334,11 +402,11 @@ def _metrics(results: Results) -> list[Block]:
         by_condition = {c: results.values.get((c, metric), []) for c in conditions}
         blocks.append(Block("h3", metric))
         blocks.append(
-            Block(
-                "figure",
+            _figure(
+                f"distribution of `{metric}`",
                 f"`{metric}` per condition: every replicate is a point, the box spans the quartiles "
                 "around the median.",
-                svg=plots.distribution(metric, conditions, by_condition, salt=f"dist-{index}"),
+                functools.partial(plots.distribution, metric, conditions, by_condition, salt=f"dist-{index}"),
             )
         )
         blocks += _paired_plots(results, metric, colors, salt=f"pair-{index}")
@@ -349,6 +417,7 @@ def _metrics(results: Results) -> list[Block]:
                 rows=_summary_rows(results, metric),
             )
         )
+        blocks += _infinite_note(results, metric)
     return blocks
 
 
@@ -553,33 +622,134 @@ def _provenance(results: Results) -> list[Block]:
     return blocks
 
 
+def _grid(results: Results) -> list[Block]:
+    return [Block(**spec) for spec in grid_blocks(results)]
+
+
+SECTIONS: list[tuple[str, Callable[[Results], list[Block]]]] = [
+    ("Verdicts at a glance", _glance),
+    ("Design", _design),
+    ("Metrics", _metrics),
+    ("Grid", _grid),
+    ("Verdicts", _verdicts),
+    ("Failed or missing replicates", _missing),
+    ("Power and replicates", _power),
+    ("Provenance", _provenance),
+]
+
+
 def build(results: Results) -> list[Block]:
+    """The report's blocks; a section that cannot be built is its heading and a note why."""
     name = results.provenance.get("experiment", results.path.name)
-    return [
-        Block("h1", f"repliflow report: {name}"),
-        *_glance(results),
-        *_design(results),
-        *_metrics(results),
-        *[Block(**spec) for spec in grid_blocks(results)],
-        *_verdicts(results),
-        *_missing(results),
-        *_power(results),
-        *_provenance(results),
-    ]
+    blocks = [Block("h1", f"repliflow report: {name}")]
+    for title, section in SECTIONS:
+        try:
+            blocks += section(results)
+        except Exception as exc:  # one section is never worth the report
+            blocks += [
+                Block("h2", title),
+                Block("note", f"section {title} could not be built: {_reason(exc)}"),
+            ]
+    return blocks
 
 
-def render(results: Results) -> tuple[str, str]:
-    """(report.html, report.md)."""
+def notes(blocks: list[Block]) -> list[str]:
+    """What the report could not show (plots, sections), as its notes say."""
+    return [b.text for b in blocks if b.kind == "note"]
+
+
+def render(results: Results) -> tuple[str, str, list[str]]:
+    """(report.html, report.md, the notes of what could not be shown)."""
     blocks = build(results)
     name = results.provenance.get("experiment", results.path.name)
-    return to_html(blocks, f"repliflow: {name}"), to_markdown(blocks)
+    return to_html(blocks, f"repliflow: {name}"), to_markdown(blocks), notes(blocks)
 
 
-def write_report(results_dir: Path, html_path: Path, md_path: Path) -> None:
-    """Render the tables in ``results_dir`` to ``html_path`` and ``md_path``."""
+def last_good(path: Path) -> Path:
+    """Where the last report that rendered is kept: ``report.html`` -> ``report.last-good.html``."""
+    return path.with_name(f"{path.stem}.last-good{path.suffix}")
+
+
+def write_report(results_dir: Path, html_path: Path, md_path: Path) -> list[str]:
+    """Render the tables in ``results_dir`` to ``html_path`` and ``md_path``;
+    return the report's notes (what it could not show)."""
     try:
-        page, markdown = render(read_results(results_dir))
+        page, markdown, shown = render(read_results(results_dir))
     except (OSError, KeyError, ValueError) as exc:
-        raise RepliflowError(f"repliflow: cannot render the report: {type(exc).__name__}: {exc}") from exc
+        raise RepliflowError(f"repliflow: cannot render the report: {_reason(exc)}") from exc
     storage.atomic_write(html_path, page.encode())
     storage.atomic_write(md_path, markdown.encode())
+    return shown
+
+
+def failure_blocks(results_dir: Path, html_path: Path, md_path: Path, reason: str) -> list[Block]:
+    """The report written in place of one that cannot be rendered: why, where the
+    tables are, where the last good report is, how to make it again."""
+    kept = last_good(html_path)
+    blocks = [
+        Block("h1", f"repliflow report: {results_dir.name}"),
+        Block("note", f"The report could not be rendered: {reason}"),
+        Block(
+            "p",
+            "The tables of this run were written and are complete: `metrics.csv`, `hypotheses.json` and "
+            "`provenance.json`, beside this file. The traceback is in the job's log, "
+            "`logs/aggregate.log`.",
+        ),
+    ]
+    if kept.exists():
+        made = datetime.fromtimestamp(kept.stat().st_mtime, UTC).isoformat(timespec="seconds")
+        blocks += [
+            Block(
+                "p",
+                f"The last report that rendered is kept as `{kept.name}` (and `{last_good(md_path).name}`), "
+                f"written {made}: it shows the tables of that run, which may differ from these.",
+            ),
+            Block("link", f"Open the last good report ({kept.name})", href=kept.name),
+        ]
+    else:
+        blocks.append(Block("p", "No earlier report rendered here, so there is no last good one to show."))
+    blocks.append(
+        Block(
+            "p",
+            "Once the cause is fixed, make the report again with the run's snakemake command plus "
+            "`--forcerun aggregate` (this job succeeded, so Snakemake considers its outputs up to date).",
+        )
+    )
+    return blocks
+
+
+def publish(results_dir: Path, html_path: Path, md_path: Path, log: TextIO | None = None) -> bool:
+    """``write_report``, never failing on the report: what it could not show is
+    said in ``log`` and on stderr, and a copy of the report is kept as its
+    ``last_good``; a report that cannot be rendered at all is replaced by
+    ``failure_blocks`` (the ``last_good`` copies are left as they are). True
+    when the report rendered. Only writing the failure report can raise."""
+
+    def say(message: str) -> None:
+        for stream in (log, sys.stderr):
+            if stream is not None:
+                print(message, file=stream, flush=True)
+
+    try:
+        shown = write_report(results_dir, html_path, md_path)
+    except Exception as exc:  # the tables are written: the report must not fail the job
+        reason = _reason(exc.__cause__ if isinstance(exc, RepliflowError) and exc.__cause__ else exc)
+        if log is not None:
+            traceback.print_exc(file=log)
+        blocks = failure_blocks(results_dir, html_path, md_path, reason)
+        storage.atomic_write(html_path, to_html(blocks, f"repliflow: {results_dir.name}").encode())
+        storage.atomic_write(md_path, to_markdown(blocks).encode())
+        kept = last_good(html_path)
+        say(
+            f"repliflow: cannot render the report: {reason}; the tables are written, {html_path} says "
+            "why" + (f" and the last good report is kept as {kept}" if kept.exists() else "")
+        )
+        return False
+    for note in shown:
+        say(f"repliflow: report: {note}")
+    for path in (html_path, md_path):
+        try:
+            storage.atomic_write(last_good(path), path.read_bytes())
+        except OSError as exc:  # the report itself is written
+            say(f"repliflow: report: could not keep a copy as {last_good(path)}: {_reason(exc)}")
+    return True

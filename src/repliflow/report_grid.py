@@ -19,6 +19,7 @@ import math
 import statistics
 
 from repliflow.grid import Axis, Cell, axes, cells
+from repliflow.plots import overflow_safe
 
 MAX_PANELS = 12  # more heatmap panels per metric than this and the table alone is shown
 LOW, HIGH = (247, 251, 255), (8, 48, 107)  # the colour scale's ends: pale to dark blue
@@ -39,7 +40,7 @@ def grid_blocks(results) -> list[dict]:
         return []
     grid_cells = cells(config.get("grid"))
     means = {
-        key: statistics.fmean(finite)
+        key: overflow_safe(statistics.fmean, finite)
         for key, xs in values.items()
         if (finite := [x for x in xs if x is not None and math.isfinite(x)])
     }
@@ -85,6 +86,16 @@ def _text(mean: float | None, mark: list[str] | None = None) -> str:
     return ("–" if mean is None else f"{mean:.4g}") + (MARK if mark else "")
 
 
+def _fraction(mean: float, low: float, high: float) -> float:
+    """Where ``mean`` lies between ``low`` and ``high``, in [0, 1]; halved first
+    so that a range near the float maximum does not overflow (0.5 for an empty
+    or infinite range)."""
+    span = high / 2 - low / 2
+    if not 0 < span < math.inf or not math.isfinite(mean):
+        return 0.5
+    return min(1.0, max(0.0, (mean / 2 - low / 2) / span))
+
+
 def _colour(fraction: float) -> tuple[str, str]:
     """Fill and text colour for a value at ``fraction`` of the scale."""
     rgb = [round(lo + (hi - lo) * fraction) for lo, hi in zip(LOW, HIGH, strict=True)]
@@ -97,7 +108,7 @@ def _heatmaps(metric: str, found: list[Axis], grid_cells: list[Cell], means, mar
     if len(panels) > MAX_PANELS:
         return []
     names = {c.indices: c.name for c in grid_cells}
-    present = [v for c in grid_cells if (v := means.get((c.name, metric))) is not None]
+    present = [v for c in grid_cells if (v := means.get((c.name, metric))) is not None and math.isfinite(v)]
     low, high = (min(present), max(present)) if present else (0.0, 0.0)
     blocks = []
     for panel in panels:
@@ -137,8 +148,8 @@ def _svg(rows_axis: Axis, cols_axis: Axis, grid, metric, means, marks, low, high
             mean = means.get((name, metric))
             fill, ink = (
                 ("#eee", "#222")
-                if mean is None
-                else _colour((mean - low) / (high - low) if high > low else 0.5)
+                if mean is None or not math.isfinite(mean)
+                else _colour(_fraction(mean, low, high))
             )
             x = LABEL_W + CELL_W * c
             out.append(
