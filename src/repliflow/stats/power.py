@@ -17,7 +17,12 @@ With k treatments each comparison is planned at the level a correction
 demands of a lone true effect (alpha / k; alpha with ``correction: none``).
 
 Raising ``replicates`` only adds jobs (the existing replicates are cached), so
-the plan ends with the exact command that extends the run.
+the plan ends with the exact command that extends the run. That command is
+built from the user's own inputs only (run in the current directory, with the
+config file they name): a results folder may come from someone else, so no
+string from its records (provenance.json's ``config_files`` included) is ever
+put into it. When the record says the run read another config than
+config/config.yaml, a note says to add ``--configfile`` without repeating it.
 """
 
 from __future__ import annotations
@@ -220,21 +225,37 @@ def plan_row(
     )
 
 
-def extend_command(replicates: int, config_files: str | None, cores: str = "all") -> str:
-    """The command that extends a run to ``replicates`` per condition."""
+def extend_command(replicates: int, configfile: str | None = None, cores: str = "all") -> str:
+    """The command that extends a run to ``replicates`` per condition, with
+    ``--configfile`` when the user gave one (never a path from a record)."""
     parts = ["snakemake", "--cores", cores]
-    files = [f.strip() for f in (config_files or "").split(",") if f.strip() and not f.startswith("(")]
-    if files and files != [DEFAULT_CONFIG]:
-        for name in files:
-            parts += ["--configfile", name]
+    if configfile:
+        parts += ["--configfile", configfile]
     parts += ["--config", f"replicates={replicates}"]
     return shlex.join(parts)
 
 
+def read_another_config(provenance: dict) -> bool:
+    """Whether provenance.json says the run read a config file other than
+    config/config.yaml; only this yes or no is taken from the record."""
+    recorded = provenance.get("config_files")
+    if not isinstance(recorded, str):
+        return False
+    files = [name.strip() for name in recorded.split(",")]
+    files = [name for name in files if name and not name.startswith("(")]
+    return bool(files) and files != [DEFAULT_CONFIG]
+
+
 def plan(
-    results, *, effect: float | None = None, target: float = TARGET_POWER, hypothesis: str | None = None
+    results,
+    *,
+    effect: float | None = None,
+    target: float = TARGET_POWER,
+    hypothesis: str | None = None,
+    configfile: str | None = None,
 ) -> dict:
-    """The power plan of a results directory (``repliflow.tables.Results``)."""
+    """The power plan of a results directory (``repliflow.tables.Results``);
+    ``configfile`` is the user's config for the run, passed on to the commands."""
     rows = []
     for h in results.hypotheses:
         if hypothesis is not None and h["name"] != hypothesis:
@@ -255,7 +276,6 @@ def plan(
     current = results.provenance.get("config", {}).get("replicates")
     if current is None:
         current = max((len(v) for v in results.values.values()), default=0)
-    config_files = results.provenance.get("config_files")
     wanted = sorted(
         {r.replicates_needed for r in rows if r.replicates_needed and r.replicates_needed > current}
     )
@@ -267,15 +287,23 @@ def plan(
                 for r in rows
                 if r.replicates_needed and current < r.replicates_needed <= n
             ],
-            "command": extend_command(n, config_files),
+            "command": extend_command(n, configfile),
         }
         for n in wanted
     ]
+    note = ""
+    if commands and configfile is None and read_another_config(results.provenance):
+        note = (
+            f"the run read a config file other than {DEFAULT_CONFIG}: add --configfile <your config> to "
+            "these commands (or give it to repliflow power --configfile)"
+        )
     return {
         "target_power": target,
         "replicates": current,
         "rows": [asdict(r) for r in rows],
+        "configfile": configfile,
         "extend": commands,
+        "note": note,
     }
 
 
@@ -325,6 +353,8 @@ def format_plan(result: dict, results_dir: str) -> str:
         for e in result["extend"]:
             lines.append(f"  # {target} power for {', '.join(e['reaches_target_for'])}")
             lines.append(f"  {e['command']}")
+        if result.get("note"):
+            lines.append(f"note: {result['note']}")
     else:
         lines.append(f"the current replicates already give {target} power wherever a difference was seen")
     return "\n".join(lines)
