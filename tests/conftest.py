@@ -194,8 +194,18 @@ def _record_opens(event: str, args: tuple) -> None:
 
 
 sys.addaudithook(_record_opens)
-# What the interpreter itself reads (imports, /proc for "is snakemake running").
-_LIBRARIES = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix, str(REPO / "src"), "/proc/"})
+# What the interpreter and repliflow itself read (imports, the config schema,
+# /proc for "is snakemake running").
+_LIBRARIES = tuple(
+    {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        str(REPO / "src"),
+        str(REPO / "workflow" / "schemas"),
+        "/proc/",
+    }
+)
 
 
 @pytest.fixture
