@@ -251,6 +251,101 @@ def test_custom_verifier_file_function_runs_end_to_end(tmp_path):
     assert hypotheses[0]["ranking"] == ["double"]
 
 
+# A built-in verifier's params are checked at planning, before any replicate runs.
+
+
+def one_hypothesis(verifier: str, params) -> list[dict]:
+    return [{"name": "h", "metric": "mean", "verifier": verifier, "params": params}]
+
+
+@pytest.mark.parametrize(
+    ("verifier", "params", "key", "words"),
+    [
+        ("welch_t", {"n_resamples": 99}, "hypotheses.0.params", ["takes no parameter 'n_resamples'"]),
+        ("paired_t", {"alpah": 0.1}, "hypotheses.0.params", ["'alpah'", "it takes alpha, alternative"]),
+        ("permutation", {"seed": -1}, "hypotheses.0.params.seed", ["non-negative integer", "-1"]),
+        ("mann_whitney", {"method": "exakt"}, "hypotheses.0.params.method", ["auto, asymptotic, exact"]),
+        ("wilcoxon", {"zero_method": "zero"}, "hypotheses.0.params.zero_method", ["wilcox, pratt, zsplit"]),
+    ],
+)
+def test_builtin_verifier_params_are_checked_at_planning(workdir, verifier, params, key, words):
+    message = config_error(workdir, hypotheses=one_hypothesis(verifier, params))
+    assert f"key '{key}'" in message and f"verifier '{verifier}'" in message
+    for word in words:
+        assert word in message
+
+
+@pytest.mark.parametrize(
+    ("params", "key", "words"),
+    [
+        ({"alpha": 1.5}, "hypotheses.0.params.alpha", ["strictly between 0 and 1", "1.5"]),
+        ({"alpha": 0}, "hypotheses.0.params.alpha", ["strictly between 0 and 1"]),
+        ({"alpha": True}, "hypotheses.0.params.alpha", ["strictly between 0 and 1"]),
+        ({"alternative": "up"}, "hypotheses.0.params.alternative", ["two-sided, greater, less", "'up'"]),
+        ({"n_resamples": 0}, "hypotheses.0.params.n_resamples", ["positive integer"]),
+        ({"n_resamples": "many"}, "hypotheses.0.params.n_resamples", ["positive integer"]),
+        ({"seed": 1.5}, "hypotheses.0.params.seed", ["non-negative integer"]),
+        ("fast", "hypotheses.0.params", ["mapping"]),
+    ],
+)
+def test_builtin_verifier_param_values_are_checked_by_the_planner(workdir, params, key, words):
+    """The schema rejects most of these first; the planner checks them too
+    (build_plan is also called on configs that skipped the schema)."""
+    config = counting_config(hypotheses=one_hypothesis("permutation", params))
+    with pytest.raises(ConfigError) as info:
+        build_plan(config, workdir=str(workdir))
+    assert info.value.key == key
+    for word in words:
+        assert word in info.value.message
+
+
+def test_custom_verifier_params_are_its_own(workdir):
+    (workdir / "my_tests.py").write_text(CUSTOM_VERIFIER)
+    plan = plans(workdir, hypotheses=one_hypothesis("my_tests.py:always_significant", {"anything": -1}))
+    assert plan.hypotheses[0]["params"] == {"anything": -1}
+
+
+def test_good_builtin_params_plan(workdir):
+    params = {"alpha": 0.01, "alternative": "less", "n_resamples": 999, "seed": 3}
+    assert plans(workdir, hypotheses=one_hypothesis("bootstrap", params)).hypotheses[0]["params"] == params
+
+
+def test_the_table_of_builtin_params_is_their_signatures():
+    """Planning reads the params from a table (no scipy import); it must say what
+    the functions take, with their defaults and every listed choice usable."""
+    import inspect
+
+    from repliflow.stats import BUILTIN_PARAMS, PARAM_CHOICES
+    from repliflow.stats.verifiers import BUILTINS
+    from repliflow.verifiers import check_params
+
+    assert set(BUILTIN_PARAMS) == set(BUILTINS)
+    for name, function in BUILTINS.items():
+        parameters = inspect.signature(function).parameters.values()
+        keywords = [p for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        assert BUILTIN_PARAMS[name] == tuple(p.name for p in keywords), name
+        check_params(name, {p.name: p.default for p in keywords}, key="defaults")
+        for p in keywords:
+            for choice in PARAM_CHOICES.get(p.name, ()):
+                result = function([0.1, 0.5, 0.9, 1.3], [0.4, 1.1, 1.5, 2.2], **{p.name: choice})
+                assert 0 <= result["p_value"] <= 1, (name, p.name, choice)
+
+
+def test_planning_does_not_import_scipy(workdir):
+    import subprocess
+    import sys
+
+    config = counting_config(hypotheses=one_hypothesis("wilcoxon", {"alpha": 0.01, "method": "exact"}))
+    code = (
+        "import json, sys\n"
+        "from repliflow.plan import build_plan\n"
+        f"build_plan(json.loads({json.dumps(json.dumps(config))}), workdir={str(workdir)!r})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'numpy')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 # --- step names ------------------------------------------------------------------------
 
 
@@ -438,3 +533,229 @@ def test_step_that_raises_names_it_keeps_the_rest_and_reruns_only_its_chain(tmp_
     assert sorted(exp.calls()) == ["metrics,double,2", "scale,double,2"]
     assert stored(exp.results) == everything
     assert (exp.results / "hypotheses.json").exists()
+
+
+# --- bounds and hygiene (issue 12, item 8) -----------------------------------------------------
+# Config values must have a JSON form (a recipe key hashes canonical JSON), config and code files
+# must be readable text, a YAML key given twice is an error rather than silently last-wins, and
+# `replicates` is bounded. Each ends with one message naming the key and file, never a traceback.
+
+import datetime as _datetime  # noqa: E402
+import math as _math  # noqa: E402
+
+from conftest import REPO  # noqa: E402
+
+from repliflow.config import check_config_files, load_config_file  # noqa: E402
+from repliflow.layout import load_plan  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (_math.nan, "nan is not a finite number"),
+        (_math.inf, "inf is not a finite number"),
+        (_datetime.date(2024, 1, 2), "as a date"),
+        (_datetime.datetime(2024, 1, 2, 10, 0), "as a timestamp"),
+        ({"a", "b"}, "a set"),
+        (b"hello", "binary data"),
+        ((1, 2), "Python tuple"),
+        ({1: "x"}, "the mapping key 1 is a number"),
+    ],
+    ids=["nan", "inf", "date", "timestamp", "set", "binary", "python-tuple", "int-key"],
+)
+def test_value_without_a_json_form_names_its_key(workdir, value, words):
+    message = config_error(workdir, datasource={"function": "source", "params": {"n": value}})
+    key = "datasource.params.n.1" if words.startswith("the mapping key") else "datasource.params.n"
+    assert f"key '{key}'" in message and words in message, message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"treatments": {"t": {"scale": {"factor": _math.inf}}}}, "treatments.t.scale.factor"),
+        ({"grid": {"scale.factor": [1.0, -_math.inf]}}, "grid.scale.factor.1"),
+        (
+            {
+                "hypotheses": [
+                    {"name": "h", "metric": "spread", "verifier": "welch_t", "params": {"x": _math.nan}}
+                ]
+            },
+            "hypotheses.0.params.x",
+        ),
+        (
+            {"pipeline": [{"function": "scale", "params": {"factor": [_math.nan]}}, {"function": "metrics"}]},
+            "pipeline.0.params.factor.0",
+        ),
+    ],
+    ids=["treatment", "grid", "hypothesis", "nested-in-a-list"],
+)
+def test_non_finite_value_anywhere_names_its_key(workdir, overrides, key):
+    message = config_error(workdir, **overrides)
+    assert f"key '{key}'" in message and "not a finite number" in message, message
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+COUNTING_YAML = """\
+experiment: exp
+code: steps.py
+replicates: 5
+seed: 7
+datasource:
+  function: source
+  params: {n: 5}
+pipeline:
+  - function: scale
+    params: {factor: 1.0}
+  - function: metrics
+"""
+
+
+@pytest.mark.parametrize(
+    ("written", "words"),
+    [
+        ("n: .nan", "nan is not a finite number"),
+        ("n: -.inf", "-inf is not a finite number"),
+        ("n: 2024-01-02", "YAML read 2024-01-02 as a date"),
+        ("n: 2024-01-02T10:00:00Z", "as a timestamp"),
+        ("n: !!set {a, b}", "a set (YAML !!set)"),
+        ("n: !!binary aGVsbG8=", "binary data (YAML !!binary)"),
+        ("n: !!python/tuple [1, 2]", "line 7: the YAML tag !!python/tuple"),
+        ("n: !!python/object/apply:os.system [echo hi]", "the YAML tag !!python/object/apply:os.system"),
+    ],
+    ids=["nan", "inf", "date", "timestamp", "set", "binary", "python-tuple", "python-object"],
+)
+def test_config_file_value_without_a_json_form_names_file_and_key(tmp_path, written, words):
+    path = write(tmp_path / "cfg.yaml", COUNTING_YAML.replace("n: 5", written))
+    with pytest.raises(ConfigError) as info:
+        load_config_file(path)
+    message = str(info.value)
+    assert f"config file {path}, key 'datasource.params.n'" in message and words in message, message
+
+
+def test_non_utf8_config_file_names_the_file_and_byte(tmp_path):
+    path = write(
+        tmp_path / "cfg.yaml", COUNTING_YAML.replace("seed: 7", "seed: 7  # caf\xe9").encode("latin-1")
+    )
+    offset = COUNTING_YAML.index("seed: 7") + len("seed: 7  # caf")
+    with pytest.raises(ConfigError) as info:
+        check_config_files([path])
+    message = str(info.value)
+    assert f"config file {path}" in message and f"byte {offset} (line 4) is 0xe9" in message, message
+    assert "UTF-8" in message
+
+    # `repliflow status` reads the config through layout.load_plan: the same message, no traceback
+    from repliflow.cli import main
+
+    with pytest.raises(ConfigError, match=f"byte {offset}"):
+        load_plan(path, tmp_path)
+    assert main(["status", str(path), "--directory", str(tmp_path)]) == 1
+
+
+def test_non_utf8_code_file_names_the_file_and_byte(workdir):
+    source = "def source(ctx, *, n=5):\n    return [0.0] * n  # caf\xe9\n"
+    source += "\n\ndef metrics(data, ctx):\n    return {}\n"
+    (workdir / "latin.py").write_bytes(source.encode("latin-1"))
+    message = config_error(workdir, code="latin.py")
+    assert "key 'code'" in message and str(workdir / "latin.py") in message
+    assert f"byte {source.index('caf') + 3} (line 2) is 0xe9" in message, message
+    # with a coding line (PEP 263) it is read as Python would import it
+    (workdir / "declared.py").write_bytes(b"# -*- coding: latin-1 -*-\n" + source.encode("latin-1"))
+    assert plans(workdir, code="declared.py", pipeline=[{"function": "metrics"}], treatments={})
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "lines"),
+    [
+        (COUNTING_YAML + "seed: 8\n", "seed", "lines 4 and 12"),
+        (
+            COUNTING_YAML.replace("  params: {n: 5}", "  params:\n    n: 5\n    n: 6"),
+            "datasource.params.n",
+            "lines 8 and 9",
+        ),
+        (
+            COUNTING_YAML.replace("{factor: 1.0}", "{factor: 1.0, factor: 2.0}"),
+            "pipeline.0.params.factor",
+            "lines 10 and 10",
+        ),
+    ],
+    ids=["top-level", "nested", "in-a-list"],
+)
+def test_duplicate_yaml_key_names_key_file_and_lines(tmp_path, text, key, lines):
+    path = write(tmp_path / "cfg.yaml", text)
+    with pytest.raises(ConfigError) as info:
+        check_config_files([path])
+    message = str(info.value)
+    assert (
+        f"config file {path}, key '{key}'" in message and f"given twice in one mapping ({lines})" in message
+    )
+    with pytest.raises(ConfigError, match="given twice"):
+        load_plan(path, tmp_path)
+
+
+def test_duplicate_key_in_a_json_config_and_yaml_merge_keys(tmp_path):
+    path = write(tmp_path / "cfg.json", '{"experiment": "exp", "replicates": 5, "replicates": 6}')
+    with pytest.raises(ConfigError, match="'replicates' is given twice in one JSON object"):
+        check_config_files([path])
+    # '<<: *anchor' then an explicit key is YAML's way to override a merged value: allowed
+    merged = write(tmp_path / "merged.yaml", "base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  x: 3\n")
+    assert load_config_file(merged)["other"] == {"x": 3, "y": 2}
+
+
+def test_replicates_above_ten_million_names_the_key_and_the_limit(workdir):
+    message = config_error(workdir, replicates=10**7 + 1)
+    assert "key 'replicates'" in message and "10000001" in message, message
+    assert "at most 10000000" in message and "memory" in message
+    assert validate_config(counting_config(replicates=10**7), file=CFG)["replicates"] == 10**7
+
+
+@pytest.mark.parametrize(
+    ("written", "words"),
+    [
+        ("n: .nan", "nan is not a finite number"),
+        ("n: 2024-01-02", "YAML read 2024-01-02 as a date"),
+        ("n: !!python/tuple [1, 2]", "!!python/tuple"),  # Snakemake's loader made a tuple of it
+    ],
+    ids=["nan", "date", "python-tuple"],
+)
+def test_snakemake_value_without_a_json_form(tmp_path, written, words):
+    exp = Experiment(tmp_path, counting_config())
+    write(tmp_path / "config.yaml", COUNTING_YAML.replace("n: 5", written))
+    result = exp.snakemake("-n", check=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    stderr = flat(result.stderr)
+    assert f"config file {tmp_path / 'config.yaml'}, key 'datasource.params.n'" in stderr, stderr
+    assert words in stderr
+
+
+def test_snakemake_non_utf8_code_file(tmp_path):
+    exp = Experiment(tmp_path, counting_config())
+    (tmp_path / "steps.py").write_bytes(
+        COUNTING_STEPS.replace("import os", "import os  # caf\xe9").encode("latin-1")
+    )
+    result = exp.snakemake("-n", check=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    stderr = flat(result.stderr)
+    assert "key 'code'" in stderr and f"{tmp_path / 'steps.py'} is not UTF-8 text" in stderr, stderr
+
+
+@pytest.mark.skipif(
+    "check_config_files" not in (REPO / "workflow" / "rules" / "common.smk").read_text(),
+    reason="runs once common.smk calls repliflow.config.check_config_files(workflow.configfiles)",
+)
+def test_snakemake_duplicate_key(tmp_path):
+    exp = Experiment(tmp_path, counting_config())
+    write(
+        tmp_path / "config.yaml", COUNTING_YAML.replace("  params: {n: 5}", "  params:\n    n: 5\n    n: 6")
+    )
+    result = exp.snakemake("-n", check=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    stderr = flat(result.stderr)
+    assert f"config file {tmp_path / 'config.yaml'}, key 'datasource.params.n'" in stderr, stderr
+    assert "given twice in one mapping (lines 8 and 9)" in stderr

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
-from conftest import COUNTING_STEPS, counting_config
+from conftest import COUNTING_STEPS, REPO, Experiment, counting_config
 
 from repliflow import hashing
 from repliflow.config import validate_config
@@ -53,7 +54,7 @@ def test_key_is_the_documented_recipe_hash(workdir):
     seed = hashing.replicate_seed(7, 0)
     expected = hashing.digest(
         {
-            "v": 1,
+            "v": 2,
             "function": "source",
             "code": steps[0].code_hash,
             "params": {"n": 5},
@@ -147,3 +148,36 @@ def test_step_used_twice_under_two_names(workdir):
     assert [s.name for s in plan.condition("t").steps] == ["datasource", "first", "second", "metrics"]
     assert plan.keys("t", 0)[:2] == plan.keys("baseline", 0)[:2]
     assert plan.keys("t", 0)[2] != plan.keys("baseline", 0)[2]
+
+
+# --- block labels past 999,999 replicates (issue 12, item 8) ------------------------------------
+
+
+def test_block_labels_stay_six_digits_and_grow_past_a_million(workdir):
+    # existing runs keep their manifest names (and so their caches)
+    small = plan_for(workdir, replicates=12, batch={"replicates_per_job": 5})
+    segment = next(iter(small.segments.values()))
+    assert [b.label for b in small.blocks(segment)] == ["000000-000005", "000005-000010", "000010-000012"]
+
+    large = plan_for(workdir, replicates=1_500_000, batch={"replicates_per_job": 500_000})
+    segment = next(iter(large.segments.values()))
+    labels = [b.label for b in large.blocks(segment)]
+    assert labels == ["000000-500000", "500000-1000000", "1000000-1500000"]
+    # common.smk's wildcard constraint accepts every label, and its parser finds the block again
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    constraint = re.search(r'^\s*block=r"([^"]+)",$', common, re.M).group(1)
+    for block, label in zip(large.blocks(segment), labels, strict=True):
+        assert re.fullmatch(constraint, label), (constraint, label)
+        assert large.block_for(segment, int(label.split("-", 1)[0])) == block
+
+
+def test_dry_run_of_a_million_and_a_half_replicates_plans_every_block(tmp_path):
+    # through real Snakemake: a 7-digit label must pass the block wildcard's constraint
+    exp = Experiment(tmp_path, counting_config(replicates=1_500_000, batch={"replicates_per_job": 500_000}))
+    result = exp.snakemake("-n", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "MissingInputException" not in output and "Traceback" not in output
+    # 3 segments (datasource, baseline and treatment metrics) x 3 blocks
+    assert re.search(r"^run_segment\s+9$", result.stdout, re.M), result.stdout[-2000:]
+    assert "1000000-1500000.json" in result.stdout

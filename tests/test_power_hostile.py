@@ -68,7 +68,7 @@ HYPOTHESES = {
     ]
 }
 PROVENANCE = {
-    "schema": "repliflow.provenance/1",
+    "schema": "repliflow.provenance/2",
     "experiment": "exp",
     "created": "2026-01-01T00:00:00+00:00",
     "config": {"experiment": "exp", "replicates": 5, "seed": 7},

@@ -57,7 +57,7 @@ def test_audit_reads_bytes_only(tmp_path):
     path.write_bytes(data)
     sha = storage.sha256_hex(data)
     provenance = {
-        "schema": "repliflow.provenance/1",
+        "schema": "repliflow.provenance/2",
         "code": {"source": "missing.py"},
         "outputs": [
             {

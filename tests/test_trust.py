@@ -210,10 +210,12 @@ def test_a_sidecar_naming_a_file_outside_is_refused_as_an_input(pickled, tmp_pat
     sidecar["output"]["file"] = "../../../../outside.pkl"
     _write_json(sidecar_path, sidecar)
     _add_treatment(pickled)
-    result = pickled.snakemake(check=False)
-    assert result.returncode != 0 and not marker.exists()
-    text = result.stdout + result.stderr
-    assert str(sidecar_path) in text and "names the file '../../../../outside.pkl'" in text
+    # the run sees the edited sidecar (its size and mtime), quarantines it and recomputes the output
+    result = pickled.snakemake()
+    assert not marker.exists() and entry["key"] in result.stderr
+    log = (pickled.results / "quarantine" / "log.tsv").read_text()
+    assert f"{entry['key']}.meta.json" in log and "names the file '../../../../outside.pkl'" in log
+    assert _json(sidecar_path)["output"]["file"] == f"{entry['key']}.pkl"
 
 
 # --- audit runs nothing and opens nothing outside --------------------------------
@@ -339,7 +341,7 @@ def test_deeply_nested_and_huge_records_are_bad_files(pickled, capsys):
     sidecar = next((pickled.results / "store").glob("*/*.meta.json"))
     sidecar.write_text("[" * 100_000 + "]" * 100_000)
     (pickled.results / "provenance.json").write_text(
-        '{"schema": "repliflow.provenance/1", "x": ' + "9" * 5000 + "}"
+        '{"schema": "repliflow.provenance/2", "x": ' + "9" * 5000 + "}"
     )
     assert main(["audit", str(pickled.results), "--config", str(pickled.root / "config.yaml")]) == 1
     out = capsys.readouterr().out

@@ -9,36 +9,113 @@ paired tests keep replicates aligned.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
+import os
 import platform
 import socket
 import sys
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from repliflow import hashing, storage
-from repliflow.errors import RepliflowError
+from repliflow import hashing, pathgate, storage
+from repliflow.errors import RepliflowError, StoreMismatch
 from repliflow.layout import provenance_outputs, read_manifests
 from repliflow.plan import BASELINE, Plan, Segment, build_plan
 from repliflow.stats import DEFAULT_CORRECTION
 from repliflow.stats.corrections import adjust
 from repliflow.verifiers import check_params, resolve_verifier
 
-PROVENANCE_SCHEMA = "repliflow.provenance/1"
+PROVENANCE_SCHEMA = "repliflow.provenance/2"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MetricRow:
     condition: str
     replicate: int
     seed: int
     metric: str
     value: float | None  # None: the replicate did not return this metric
+
+
+class MetricTable:
+    """Every condition x replicate x metric value ``collect_metrics`` read.
+    Iterating gives metrics.csv's MetricRows (conditions in plan order, then
+    replicates, then metrics by name), made on the fly; ``column`` gives a
+    (condition, metric)'s values by replicate for the verifiers.
+
+    Stored as one float column per metric (NaN where absent) and a mask of
+    the values a replicate returned (telling a NaN it returned from none):
+    9 bytes a value, where a MetricRow and a float object took about 110
+    (and the decoded outputs, kept until the rows were made, as much again)."""
+
+    def __init__(self, conditions: list[str], seeds: list[int]):
+        self.conditions = conditions
+        self.seeds = seeds
+        self._size = len(conditions) * len(seeds)
+        self._values: dict[str, array] = {}
+        self._returned: dict[str, bytearray] = {}
+
+    def put(self, position: int, outputs, *, condition: str, replicate: int, key: str) -> None:
+        """The metrics one replicate's last step returned (``outputs``), checked."""
+        if not isinstance(outputs, dict):
+            raise RepliflowError(
+                f"repliflow: the output of condition '{condition}', replicate {replicate} is "
+                f"{type(outputs).__name__}, not a mapping (output {key}); the last step must return "
+                "{metric name: number}"
+            )
+        for metric in sorted(outputs):  # the first bad value by name, as the rows would meet it
+            if metric not in self._values:
+                self._values[metric] = array("d", [math.nan]) * self._size
+                self._returned[metric] = bytearray(self._size)
+            value = _metric_value(
+                outputs[metric], metric=metric, condition=condition, replicate=replicate, key=key
+            )
+            if value is not None:
+                self._values[metric][position] = value
+                self._returned[metric][position] = 1
+
+    def copy(self, source: int, target: int) -> None:
+        """Replicate ``target``'s metrics are ``source``'s (the same output)."""
+        for metric, values in self._values.items():
+            values[target] = values[source]
+            self._returned[metric][target] = self._returned[metric][source]
+
+    @property
+    def metrics(self) -> list[str]:
+        """Every metric name a last step returned, sorted."""
+        return sorted(self._values)
+
+    def returned(self, metric: str) -> bool:
+        """Whether some replicate returned a value (NaN included) for ``metric``."""
+        return any(self._returned.get(metric, b""))
+
+    def column(self, condition: str, metric: str) -> list[float]:
+        """``condition``'s values of ``metric`` by replicate, NaN where NaN or absent."""
+        if condition not in self.conditions or metric not in self._values:
+            return []
+        lo = self.conditions.index(condition) * len(self.seeds)
+        return self._values[metric][lo : lo + len(self.seeds)].tolist()
+
+    def __len__(self) -> int:
+        return self._size * len(self._values)
+
+    def __iter__(self) -> Iterator[MetricRow]:
+        metrics = [(name, self._values[name], self._returned[name]) for name in self.metrics]
+        position = 0
+        for condition in self.conditions:
+            for replicate, seed in enumerate(self.seeds):
+                for name, values, returned in metrics:
+                    value = values[position] if returned[position] else None
+                    yield MetricRow(condition, replicate, seed, name, value)
+                position += 1
 
 
 def _chain(plan: Plan, condition: str) -> list[Segment]:
@@ -61,15 +138,38 @@ def replicate_entries(plan: Plan, manifests: dict, condition: str, replicate: in
                 f"repliflow: no manifest for segment {segment.label}, replicates {block.lo}..{block.hi - 1} "
                 f"(condition '{condition}'); run snakemake to produce it"
             )
+        record = manifest["replicates"][replicate - block.lo]
+        if record.get("failed"):  # on_failure: missing
+            return []
         width = segment.end - segment.start + 1
-        if manifest["hi"] != block.hi or len(manifest["replicates"][replicate - block.lo]["steps"]) != width:
+        if manifest["hi"] != block.hi or len(record["steps"]) != width:
             raise RepliflowError(
                 f"repliflow: the manifest {plan.manifest_path(block)} does not describe replicates "
                 f"{block.lo}..{block.hi - 1} of {width} step(s) of segment {segment.label}; delete it "
                 "and run snakemake again to rebuild it"
             )
-        steps.extend(manifest["replicates"][replicate - block.lo]["steps"])
+        steps.extend(record["steps"])
     return steps
+
+
+def failed_replicates(plan: Plan, manifests: dict) -> dict[str, list[dict]]:
+    """Per condition, the replicates that failed under ``on_failure: missing``:
+    ``{"replicate", "step", "error"}`` of the first failure on its chain."""
+    by_segment: dict[str, list[dict]] = {}
+    for (segment_id, _), manifest in manifests.items():
+        by_segment.setdefault(segment_id, []).extend(r for r in manifest["replicates"] if r.get("failed"))
+    failed: dict[str, list[dict]] = {}
+    for condition in plan.conditions:
+        first: dict[int, dict] = {}
+        for segment in _chain(plan, condition.name):  # datasource first
+            for record in by_segment.get(segment.id, []):
+                if record["replicate"] < plan.replicates:
+                    first.setdefault(
+                        record["replicate"], {"replicate": record["replicate"], **record["failed"]}
+                    )
+        if first:
+            failed[condition.name] = [first[r] for r in sorted(first)]
+    return failed
 
 
 def _metric_value(value, *, metric: str, condition: str, replicate: int, key: str) -> float | None:
@@ -84,30 +184,30 @@ def _metric_value(value, *, metric: str, condition: str, replicate: int, key: st
     )
 
 
-def collect_metrics(plan: Plan, manifests: dict) -> list[MetricRow]:
-    cache: dict[str, dict] = {}
-    finals = []
+def collect_metrics(plan: Plan, manifests: dict) -> MetricTable:
+    """The metrics of every condition x replicate, read from the store as each
+    last step's output is loaded (one output decoded at a time)."""
+    table = MetricTable([c.name for c in plan.conditions], plan.seeds())
+    read: dict[str, int] = {}  # key -> the position that read it (conditions may share an output)
+    position = 0
     for condition in plan.conditions:
         for replicate in range(plan.replicates):
-            entry = replicate_entries(plan, manifests, condition.name, replicate)[-1]
-            key = entry["key"]
-            if key not in cache:
-                # the manifest already holds file, format and sha256: no sidecar read per output
-                cache[key], _ = storage.load(plan.store_dir, key, entry)
-            finals.append((condition.name, replicate, key))
-    metrics = sorted({metric for values in cache.values() for metric in values})
-    rows = []
-    for condition, replicate, key in finals:
-        seed = hashing.replicate_seed(plan.seed, replicate)
-        for metric in metrics:
-            value = _metric_value(
-                cache[key].get(metric), metric=metric, condition=condition, replicate=replicate, key=key
-            )
-            rows.append(MetricRow(condition, replicate, seed, metric, value))
-    return rows
+            entries = replicate_entries(plan, manifests, condition.name, replicate)
+            if entries:  # else it failed (on_failure: missing): its metrics are missing
+                entry = entries[-1]
+                key = entry["key"]
+                if key in read:
+                    table.copy(read[key], position)
+                else:
+                    # the manifest already holds file, format and sha256: no sidecar read per output
+                    outputs, _ = storage.load(plan.store_dir, key, entry)
+                    table.put(position, outputs, condition=condition.name, replicate=replicate, key=key)
+                    read[key] = position
+            position += 1
+    return table
 
 
-def metrics_csv(rows: list[MetricRow]) -> str:
+def metrics_csv(rows: Iterable[MetricRow]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["condition", "replicate", "seed", "metric", "value"])
@@ -164,12 +264,8 @@ def _correct(results: dict[str, dict], correction: str, alpha: float) -> None:
         )
 
 
-def run_hypotheses(plan: Plan, rows: list[MetricRow], workdir: str | None = None) -> dict:
-    values: dict[tuple[str, str], list[float]] = {}
-    for row in rows:
-        value = math.nan if row.value is None else row.value
-        values.setdefault((row.condition, row.metric), []).append(value)
-    present = sorted({row.metric for row in rows if row.value is not None})
+def run_hypotheses(plan: Plan, rows: MetricTable, workdir: str | None = None) -> dict:
+    present = [metric for metric in rows.metrics if rows.returned(metric)]
     treatments = [c.name for c in plan.conditions if c.name != BASELINE]
     out = []
     for index, hypothesis in enumerate(plan.hypotheses):
@@ -182,9 +278,9 @@ def run_hypotheses(plan: Plan, rows: list[MetricRow], workdir: str | None = None
         params = hypothesis.get("params") or {}
         check_params(spec, params, key=f"hypotheses.{index}.params")
         verifier = resolve_verifier(spec, workdir)
-        baseline = values.get((BASELINE, metric), [])
+        baseline = rows.column(BASELINE, metric)
         results = {
-            treatment: _verify(hypothesis, verifier, baseline, values.get((treatment, metric), []), treatment)
+            treatment: _verify(hypothesis, verifier, baseline, rows.column(treatment, metric), treatment)
             for treatment in treatments
         }
         correction = hypothesis.get("correction", DEFAULT_CORRECTION)
@@ -200,7 +296,7 @@ def run_hypotheses(plan: Plan, rows: list[MetricRow], workdir: str | None = None
             ),
         )
         missing = {
-            condition: [r for r, v in enumerate(values.get((condition, metric), [])) if not math.isfinite(v)]
+            condition: [r for r, v in enumerate(rows.column(condition, metric)) if not math.isfinite(v)]
             for condition in [BASELINE, *treatments]
         }
         out.append(
@@ -278,8 +374,14 @@ def build_provenance(plan: Plan, manifests: dict, config_files: str) -> dict:
 
 def aggregate(plan: Plan, manifest_paths, out_dir: Path, config_files: str) -> None:
     manifests = read_manifests(manifest_paths)
-    rows = collect_metrics(plan, manifests)
+    try:
+        rows = collect_metrics(plan, manifests)
+    except StoreMismatch as exc:
+        raise _set_aside(plan, manifests, exc) from None
     hypotheses = run_hypotheses(plan, rows)
+    failed = failed_replicates(plan, manifests)
+    if failed:  # on_failure: missing; each is also in its hypotheses' missing_replicates
+        hypotheses["failed_replicates"] = failed
     provenance = build_provenance(plan, manifests, config_files)
     tables = {
         "metrics.csv": metrics_csv(rows).encode(),
@@ -289,6 +391,52 @@ def aggregate(plan: Plan, manifest_paths, out_dir: Path, config_files: str) -> N
     for name, data in tables.items():
         storage.atomic_write(out_dir / name, data)
     storage.atomic_write(out_dir / "provenance.json", provenance_json(provenance).encode())
+    keep_last_good(out_dir, [*tables, "provenance.json"])
+
+
+def _set_aside(plan: Plan, manifests: dict, exc: StoreMismatch) -> RepliflowError:
+    """Move what does not match out of the way, so that the next run repairs
+    it (reconcile sees it missing): the edited manifest, or the damaged
+    output and its sidecar (to quarantine). Returns the error to stop with."""
+    if exc.record_wrong:
+        for (segment_id, lo), manifest in manifests.items():
+            if any(step["key"] == exc.key for entry in manifest["replicates"] for step in entry["steps"]):
+                path = Path(plan.manifest_path(plan.block_for(plan.segments[segment_id], lo)))
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                return RepliflowError(
+                    f"{exc}; removed that manifest, {path}: run the same command again to rebuild it"
+                )
+        return RepliflowError(str(exc))
+    names = [os.path.basename(exc.path), f"{exc.key}{storage.SIDECAR_SUFFIX}"]
+    moved = storage.quarantine(plan.store_dir, exc.key, names, str(exc))
+    return RepliflowError(
+        f"{exc}; moved {', '.join(moved) or 'nothing'} to {plan.results_dir}/quarantine: run the same "
+        "command again to recompute it"
+    )
+
+
+LAST_GOOD = "last-good"
+
+
+def keep_last_good(out_dir: Path, names: list[str]) -> None:
+    """Hard-link the tables just written into ``last-good/``. Snakemake deletes
+    a job's outputs before it runs, so when a later aggregate fails (a
+    damaged store the run cannot repair, a verifier that raises), the last
+    good tables, the ones the audit checks, are still there. Links cost no
+    space; where the file system has none, nothing is kept."""
+    folder = out_dir / LAST_GOOD
+    pathgate.check_real_dir(folder, "last-good/ folder")
+    folder.mkdir(exist_ok=True)
+    for name in names:
+        staged = folder / f".{name}.{os.getpid()}.tmp"
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                staged.unlink()
+            os.link(out_dir / name, staged)
+            os.replace(staged, folder / name)
+        except OSError:
+            return
 
 
 def provenance_json(provenance: dict) -> str:

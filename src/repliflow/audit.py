@@ -35,6 +35,7 @@ syntax tree), never from a path or module provenance.json names.
 from __future__ import annotations
 
 import os
+import shlex
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ from repliflow.pathgate import check_results_tree, hash_file, read_json
 from repliflow.records import check_sidecar
 
 AUDIT_SCHEMA = "repliflow.audit/1"
+LAST_GOOD = "last-good"  # aggregate.LAST_GOOD: the tables of the last aggregate that finished
 TABLES = ("metrics.csv", "hypotheses.json")
 CHUNK = 1000  # outputs per worker task
 PARALLEL_FROM = 2000  # fewer outputs are checked in this process
@@ -65,6 +67,7 @@ class AuditResult:
     checked: int
     problems: list[Problem]
     notes: list[str] = field(default_factory=list)
+    repair: list[str] = field(default_factory=list)  # the snakemake command that repairs the problems
 
     @property
     def ok(self) -> bool:
@@ -77,6 +80,7 @@ class AuditResult:
             "checked": self.checked,
             "problems": [asdict(p) for p in self.problems],
             "notes": self.notes,
+            "repair": shlex.join(self.repair) if self.repair else None,
         }
 
 
@@ -274,9 +278,19 @@ def audit(
     """
     results = Path(results_dir)
     provenance_path = str(results / "provenance.json")
+    tables_dir = results
+    notes: list[str] = []
     try:
         check_results_tree(results)
-        provenance = read_provenance(results)
+        if not os.path.lexists(provenance_path) and os.path.lexists(results / LAST_GOOD / "provenance.json"):
+            # the last aggregate did not finish (Snakemake removed its outputs first)
+            tables_dir = results / LAST_GOOD
+            provenance_path = str(tables_dir / "provenance.json")
+            notes.append(
+                f"{results / 'provenance.json'} is missing (the last aggregate did not finish): audited "
+                f"the last good record, {provenance_path}"
+            )
+        provenance = read_provenance(tables_dir)
     except UnsafePathError as exc:
         return AuditResult(0, [Problem(str(results), str(exc), "unsafe-path")])
     except LayoutError as exc:
@@ -300,14 +314,53 @@ def audit(
     }
     _integrity(results, entries, seen, problems)
     _chains(results, entries, seen, problems)
-    notes: list[str] = []
     if check_code:
         workdir = Path(workdir) if workdir else _default_workdir(results)
         config = Path(config) if config else workdir / "config" / "config.yaml"
         code = _CurrentCode(config, workdir, provenance.get("experiment"))
         _staleness(results, provenance, entries, seen, code, problems, notes)
-    _tables(results, provenance, problems)
-    return AuditResult(len(entries), problems, notes)
+    _tables(tables_dir, provenance, problems)
+    result = AuditResult(len(entries), problems, notes)
+    if check_code and any(p.kind in REPAIRABLE and p.key in entries for p in problems):
+        result.repair = repair_command(entries, problems, config, workdir, notes)
+    return result
+
+
+# Kinds the workflow repairs: running the block that made the output again
+# quarantines what does not match and recomputes it.
+REPAIRABLE = frozenset(
+    {"missing", "tampered", "swapped", "sidecar-missing", "sidecar-invalid", "sidecar-edited", "unsafe-path"}
+)
+
+
+def repair_command(entries: dict, problems: list[Problem], config: Path, workdir: Path, notes) -> list[str]:
+    """``snakemake ... --forcerun <manifest> ...``: the jobs that made the
+    damaged outputs, planned from the current config (which must be the
+    run's); built from the user's own inputs and the plan, never from
+    strings in the records."""
+    from repliflow.layout import load_plan
+    from repliflow.status import finish_command
+
+    try:
+        plan = load_plan(config, workdir)
+    except RepliflowError as exc:
+        notes.append(f"no repair command: {exc}")
+        return []
+    manifests = set()
+    for problem in problems:
+        entry = entries.get(problem.key) if problem.kind in REPAIRABLE else None
+        if entry is None or entry["conditions"][0] not in {c.name for c in plan.conditions}:
+            continue
+        segment = plan.final_segment(entry["conditions"][0])
+        while segment.start > entry["position"] and segment.parent is not None:
+            segment = plan.segments[segment.parent]
+        if entry["replicate"] < plan.replicates and segment.start <= entry["position"] <= segment.end:
+            manifests.add(plan.manifest_path(plan.block_for(segment, entry["replicate"])))
+    if not manifests:
+        return []
+    here = Path.cwd()
+    relative = config if config.is_absolute() else Path(os.path.relpath(config.absolute(), here))
+    return [*finish_command(workdir, relative, rerun_incomplete=False), "--forcerun", *sorted(manifests)]
 
 
 def _integrity(results: Path, entries: dict[str, dict], seen: dict[str, _Seen], problems: list[Problem]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
 from repliflow import __version__
@@ -24,6 +25,8 @@ def _audit(args) -> int:
             print(f"note: {note}")
         verdict = "all match their records" if result.ok else f"{len(result.problems)} problem(s)"
         print(f"audited {result.checked} outputs in {args.results}: {verdict}")
+        if result.repair:
+            print(f"repair with: {shlex.join(result.repair)}")
     if args.prov:
         _write_prov(args.results)
     return 0 if result.ok else 1

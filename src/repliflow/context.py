@@ -20,9 +20,9 @@ class Context:
 
     condition: str
     replicate: int
-    seed: int  # the replicate's seed: equal for replicate r of every condition
+    seed: int  # the replicate's seed, 128 bits: equal for replicate r of every condition
     step: str
-    step_seed: int  # seeds ctx.rng, random and numpy.random for this step
+    step_seed: int  # 128 bits; seeds ctx.rng, random and (hashing.legacy_seed) numpy.random
     params: Mapping[str, Any]
     experiment: str = ""
     _rng: list = field(default_factory=list, repr=False, compare=False)

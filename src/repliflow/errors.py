@@ -74,3 +74,17 @@ class BadRecord(LayoutError):
 
 class UntrustedError(IntegrityError):
     """A pickle this machine did not sign: it is never unpickled (repliflow.trust)."""
+
+
+class StoreMismatch(IntegrityError):
+    """A stored output does not have the sha256 a record lists for it.
+
+    ``record_wrong`` is True when the file still matches its own sidecar: the
+    record that listed it (a block manifest) was edited, not the file.
+    """
+
+    def __init__(self, message: str, *, key: str, path: str, record_wrong: bool):
+        super().__init__(message)
+        self.key = key
+        self.path = path
+        self.record_wrong = record_wrong

@@ -22,7 +22,7 @@ from repliflow.plan import NAME_PATTERN, Plan
 # The provenance.json version this module reads: aggregate.PROVENANCE_SCHEMA
 # (kept apart so that reading records never imports the statistics; a test
 # keeps the two equal).
-PROVENANCE_SCHEMA = "repliflow.provenance/1"
+PROVENANCE_SCHEMA = "repliflow.provenance/2"
 KEY_PATTERN = re.compile(rf"^[0-9a-f]{{{hashing.KEY_LENGTH}}}$")
 OUTPUT_SUFFIXES = frozenset(storage.EXTENSIONS.values())
 SIDECAR_SUFFIX = ".meta.json"
@@ -95,13 +95,13 @@ def read_json_object(path: Path, kind: str = "record") -> dict:
         raise LayoutError(f"{path} is missing") from None
 
 
-def read_provenance(results: Path) -> dict:
+def read_provenance(results: Path, name: str = "provenance.json") -> dict:
     """``provenance.json`` of ``results``, checked for its schema version and the
     types of its top-level fields (each output entry is checked by its reader)."""
     from repliflow.pathgate import check_results_tree
     from repliflow.records import check_provenance
 
-    path = results / "provenance.json"
+    path = results / name
     check_results_tree(results)
     try:
         provenance = read_json_object(path, "provenance")
@@ -161,17 +161,16 @@ def load_plan(config_file: str | Path, workdir: str | Path = ".") -> Plan:
     """Validate and plan the experiment in ``config_file`` (a path relative to
     the current directory, as snakemake's ``--configfile`` is) the way the
     Snakefile would in ``workdir``, without building Snakemake's DAG."""
-    import yaml
-
-    from repliflow.config import validate_config
+    from repliflow.config import load_config_file, validate_config
     from repliflow.plan import build_plan
 
     path = Path(config_file)
     try:
-        config = yaml.safe_load(path.read_text())
+        # UTF-8, no key given twice, JSON values only: else a ConfigError naming file, line, key
+        config = load_config_file(path)
     except FileNotFoundError:
         raise LayoutError(f"repliflow: the config file {path} does not exist") from None
-    except (OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
         raise LayoutError(f"repliflow: cannot read the config file {path}: {exc}") from None
     if not isinstance(config, dict):
         raise LayoutError(f"repliflow: the config file {path} does not hold a mapping")

@@ -30,7 +30,7 @@ from repliflow.errors import BadRecord, UnsafePathError
 
 # What a record may name as its output format, and the extension it is stored under.
 EXTENSIONS = {"json": "json", "npy": "npy", "parquet": "parquet", "pickle": "pkl"}
-GUARDED_FOLDERS = ("store", "blocks", "runs")
+GUARDED_FOLDERS = ("store", "blocks", "runs", "quarantine")
 # Records (sidecars, manifests, provenance.json, tables) are read whole; a
 # larger file is refused rather than read into memory.
 RECORD_LIMIT = 1 << 30

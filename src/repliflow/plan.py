@@ -25,6 +25,7 @@ from repliflow.stepcode import FunctionInfo, function_info, resolve_code_path
 
 BASELINE = "baseline"
 DATASOURCE = "datasource"
+MAX_REPLICATES = 10_000_000  # also the schema's maximum
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 AUTO_BLOCKS = 8  # blocks per segment that "auto" aims for: enough to fill a few cores
 MAX_AUTO_BLOCK = 1024
@@ -176,7 +177,18 @@ class Plan:
             "hi": block.hi,
             "steps": [step.to_json() for step in segment.steps],
             "metrics_position": len(self.conditions[0].steps) - 1,
+            **self._timeouts(),
+            # only when set: an unchanged spec keeps every job up to date
+            **({"on_failure": "missing"} if self.config.get("on_failure") == "missing" else {}),
         }
+
+    def _timeouts(self) -> dict:
+        """``{"timeouts": [seconds or None per position]}`` when a step declares
+        one (the runner enforces them), else nothing: the spec is a Snakemake
+        param, and an unchanged spec keeps every job up to date."""
+        entries = [self.config["datasource"], *self.config["pipeline"]]
+        timeouts = [entry.get("timeout") for entry in entries]
+        return {"timeouts": timeouts} if any(t is not None for t in timeouts) else {}
 
     def block_spec_json(self, block: Block) -> str:
         """``spec_json(self.block_spec(block))``, the runner's ``--spec``, at the
@@ -235,6 +247,12 @@ def build_plan(config: dict, *, workdir: str | None = None) -> Plan:
     replicates = config["replicates"]
     if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 1:
         raise ConfigError(f"replicates must be a positive integer, got {replicates!r}", key="replicates")
+    if replicates > MAX_REPLICATES:
+        raise ConfigError(
+            f"replicates is {replicates}, more than the {MAX_REPLICATES} repliflow plans (one file per "
+            "replicate x step, and Snakemake holds every job in memory)",
+            key="replicates",
+        )
     seed = config.get("seed", 0)
     code_path = resolve_code_path(config["code"], workdir)
 
@@ -402,7 +420,7 @@ def _segments(conditions: list[Condition]) -> dict[str, Segment]:
 
 
 def _check_hypotheses(hypotheses: list[dict], workdir: str | None) -> list[dict]:
-    from repliflow.verifiers import check_verifier
+    from repliflow.verifiers import check_params, check_verifier
 
     seen: set[str] = set()
     for index, hypothesis in enumerate(hypotheses):
@@ -411,6 +429,8 @@ def _check_hypotheses(hypotheses: list[dict], workdir: str | None) -> list[dict]
             raise ConfigError(f"hypothesis name '{hypothesis['name']}' is used twice", key=f"{key}.name")
         seen.add(hypothesis["name"])
         check_verifier(hypothesis["verifier"], key=f"{key}.verifier", workdir=workdir)
+        # a built-in's params now, not after every replicate ran (no scipy import: a table)
+        check_params(hypothesis["verifier"], hypothesis.get("params") or {}, key=f"{key}.params")
     return hypotheses
 
 

@@ -110,6 +110,10 @@ def check_manifest(value, path: str) -> dict:
         if c.get(replicate, "replicate", int, where) != lo + index:
             c.fail(f"{where}replicate is {replicate['replicate']}, expected {lo + index}")
         c.get(replicate, "seed", int, where)
+        failed = c.get(replicate, "failed", dict, where, optional=True)
+        if failed is not None:  # on_failure: missing
+            c.get(failed, "step", str, f"{where}failed.")
+            c.get(failed, "error", str, f"{where}failed.")
         for position, step in enumerate(c.get(replicate, "steps", list, where)):
             step_where = f"{where}steps[{position}]."
             c.object(step, step_where[:-1])

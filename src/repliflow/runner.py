@@ -15,8 +15,8 @@ import json
 import os
 import platform
 import random
+import signal
 import socket
-import stat
 import sys
 import time
 import traceback
@@ -26,9 +26,10 @@ from pathlib import Path
 
 from repliflow import __version__, hashing, pathgate, storage
 from repliflow.context import Context
-from repliflow.errors import BadRecord, RepliflowError, StepError
+from repliflow.errors import BadRecord, IntegrityError, RepliflowError, StepError, UntrustedError
 from repliflow.plan import Step, chain_keys
 from repliflow.stepcode import function_info, load_module, resolve_code_path
+from repliflow.supervise import Watch, supervise
 
 MANIFEST_SCHEMA = "repliflow.manifest/1"
 
@@ -63,8 +64,12 @@ class _Versions:
 
 
 class BlockRunner:
-    def __init__(self, spec: dict, workdir: str | None = None, log_path: str | None = None):
+    def __init__(
+        self, spec: dict, workdir: str | None = None, log_path: str | None = None, watch: Watch | None = None
+    ):
         self.spec = spec
+        self.watch = watch or Watch()
+        self.timeouts = spec.get("timeouts") or [None] * len(spec["steps"])
         self.log_path = log_path
         self.workdir = workdir or os.getcwd()
         self.steps = [
@@ -101,10 +106,14 @@ class BlockRunner:
             ) from exc
         return [getattr(module, step.function) for step in self.steps]
 
-    def run(self, progress=None) -> tuple[list[dict], list[StepError]]:
+    def run(self, progress=None, skip=frozenset()) -> tuple[list[dict], list[StepError]]:
+        """Every replicate of the block but those in ``skip`` (which a watching
+        parent already reported as failed: they killed their process)."""
         entries, failures = [], []
         lo, hi = self.spec["lo"], self.spec["hi"]
         for index, replicate in enumerate(range(lo, hi)):
+            if replicate in skip:
+                continue
             try:
                 entries.append(self.run_replicate(replicate))
             except StepError as exc:
@@ -116,15 +125,14 @@ class BlockRunner:
     def run_replicate(self, replicate: int) -> dict:
         seed = hashing.replicate_seed(self.spec["seed"], replicate)
         keys = chain_keys(self.steps, seed)
-        sidecars: dict[int, dict] = {}
+        sidecars: dict[int, tuple[dict, int]] = {}  # position -> (sidecar, its size in bytes)
         first_missing = None
         for position in range(self.start, len(self.steps)):
-            key = keys[position]
-            sidecar = self._stored(key)
-            if sidecar is None:
+            stored = self._stored(keys[position], replicate)
+            if stored is None:
                 first_missing = position
                 break
-            sidecars[position] = sidecar
+            sidecars[position] = stored
         if first_missing is not None:
             self._compute(replicate, seed, keys, first_missing, sidecars)
         return {
@@ -135,44 +143,85 @@ class BlockRunner:
                     "step": self.steps[p].name,
                     "position": p,
                     "key": keys[p],
-                    "file": sidecars[p]["output"]["file"],
-                    "format": sidecars[p]["output"]["format"],
-                    "sha256": sidecars[p]["output"]["sha256"],
+                    "file": sidecars[p][0]["output"]["file"],
+                    "format": sidecars[p][0]["output"]["format"],
+                    "sha256": sidecars[p][0]["output"]["sha256"],
+                    "bytes": sidecars[p][0]["output"].get("bytes"),
+                    "sidecar_bytes": sidecars[p][1],
                 }
                 for p in range(self.start, len(self.steps))
             ],
         }
 
-    def _stored(self, key: str) -> dict | None:
-        """The sidecar of ``key`` when it and its output are stored as regular
-        files; None when either is missing or not what a record should be
-        (a malformed sidecar, a link): then the output is computed again,
-        and writing it replaces whatever stood there."""
+    def _stored(self, key: str, replicate: int) -> tuple[dict, int] | None:
+        """The sidecar of ``key`` (and its size) when it and its output are
+        stored as regular files and the output's bytes still have the sha256
+        the sidecar records; else None, and the output is computed again.
+        A damaged piece (a malformed sidecar, a link, an output that no longer
+        matches) is first moved to ``results/<exp>/quarantine/`` with a note."""
+        folder = storage.key_dir(self.store, key)
         try:
             sidecar = storage.read_sidecar(self.store, key)
-        except BadRecord:
+        except BadRecord as exc:
+            self._quarantine(key, [f"{key}{storage.SIDECAR_SUFFIX}"], exc.problem, replicate)
             return None
         if sidecar is None:
             return None
-        output = f"{storage.key_dir(self.store, key)}/{sidecar['output']['file']}"
+        output = sidecar["output"]
         try:
-            if not stat.S_ISREG(os.lstat(output).st_mode):
-                return None
+            actual, size = pathgate.hash_file(f"{folder}/{output['file']}", self.store)
         except FileNotFoundError:
             return None
-        return sidecar
+        except (OSError, RepliflowError) as exc:
+            self._quarantine(key, [output["file"], f"{key}{storage.SIDECAR_SUFFIX}"], str(exc), replicate)
+            return None
+        if actual != output["sha256"]:
+            why = f"its sha256 is {actual} ({size} bytes), its sidecar records {output['sha256']}"
+            self._quarantine(key, [output["file"], f"{key}{storage.SIDECAR_SUFFIX}"], why, replicate)
+            return None
+        return sidecar, os.lstat(storage.sidecar_path(self.store, key)).st_size
+
+    def _quarantine(self, key: str, names: list[str], why: str, replicate: int) -> None:
+        moved = storage.quarantine(self.store, key, names, why)
+        if moved:
+            print(
+                f"{_now()} replicate {replicate}: moved {', '.join(moved)} to quarantine ({why}); "
+                "recomputing it",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def _compute(self, replicate, seed, keys, first, sidecars) -> None:
         if first == 0:
             data, upstream = None, None
         else:
             upstream_key = keys[first - 1]
+            known = sidecars.get(first - 1)
             try:
-                known = sidecars.get(first - 1)
-                data, sha = storage.load(self.store, upstream_key, known and known["output"])
+                data, sha = storage.load(self.store, upstream_key, known and known[0]["output"])
+            except UntrustedError as exc:
+                raise StepError(
+                    str(exc).removeprefix("repliflow: "),
+                    condition=self.condition,
+                    replicate=replicate,
+                    step=self.steps[first].name,
+                ) from exc
+            except IntegrityError as exc:
+                # Its bytes no longer match: quarantined now, its own job makes it again next run.
+                names = [f"{upstream_key}.{ext}" for ext in storage.EXTENSIONS.values()]
+                names.append(f"{upstream_key}{storage.SIDECAR_SUFFIX}")
+                moved = storage.quarantine(self.store, upstream_key, names, str(exc))
+                raise StepError(
+                    f"its input {upstream_key} is damaged ({exc}); moved {', '.join(moved) or 'nothing'} "
+                    "to quarantine: run the same command again, which recomputes it and then this step",
+                    condition=self.condition,
+                    replicate=replicate,
+                    step=self.steps[first].name,
+                ) from exc
             except (OSError, RepliflowError) as exc:
                 raise StepError(
-                    f"cannot read its input {upstream_key} ({exc})",
+                    f"cannot read its input {upstream_key} ({exc}); run the same command again, "
+                    "which re-runs the job that makes it",
                     condition=self.condition,
                     replicate=replicate,
                     step=self.steps[first].name,
@@ -194,16 +243,21 @@ class BlockRunner:
             started = _now()
             clock = time.perf_counter()
             try:
-                data = self._call(self.functions[position], position, data, ctx, step.params)
-            except Exception as exc:
+                self.watch.enter(replicate, position)
+                data = self._call(
+                    self.functions[position], position, data, ctx, step.params, self.timeouts[position]
+                )
+            except (Exception, SystemExit) as exc:
                 traceback.print_exc(file=sys.stderr)
                 raise StepError(
-                    f"{type(exc).__name__}: {exc} (in {step.function}() of {self.code_path}; "
+                    f"{_describe(exc, self.timeouts[position])} (in {step.function}() of {self.code_path}; "
                     f"traceback in {self.log_path or 'the log'})",
                     condition=self.condition,
                     replicate=replicate,
                     step=step.name,
                 ) from exc
+            finally:
+                self.watch.leave()
             duration = time.perf_counter() - clock
             if position == self.spec["metrics_position"]:
                 _check_metrics(data, self.condition, replicate, step.name)
@@ -239,16 +293,26 @@ class BlockRunner:
                 "packages": self.versions.get(),
                 "host": self.host,
             }
-            storage.write_output(self.store, key, encoded, sidecar)
-            sidecars[position] = sidecar
+            sidecars[position] = (sidecar, storage.write_output(self.store, key, encoded, sidecar))
             upstream = {"key": key, "sha256": encoded.sha256}
 
     @staticmethod
-    def _call(function, position, data, ctx, params):
+    def _call(function, position, data, ctx, params, timeout=None):
+        if timeout is not None:  # the watching parent kills the process GRACE seconds later
+            signal.signal(signal.SIGALRM, _timed_out)
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            return BlockRunner._call_step(function, position, data, ctx, params)
+        finally:
+            if timeout is not None:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+
+    @staticmethod
+    def _call_step(function, position, data, ctx, params):
         random.seed(ctx.step_seed)
         numpy = sys.modules.get("numpy")
         if numpy is not None:
-            numpy.random.seed(ctx.step_seed)
+            numpy.random.seed(hashing.legacy_seed(ctx.step_seed))
         result = function(ctx, **params) if position == 0 else function(data, ctx, **params)
         if inspect.isawaitable(result):
             import asyncio  # only async steps pay for it
@@ -259,6 +323,22 @@ class BlockRunner:
 
 async def _await(awaitable):
     return await awaitable
+
+
+class StepTimeout(Exception):
+    """Raised in a step by the alarm its ``timeout`` set."""
+
+
+def _timed_out(signum, frame):
+    raise StepTimeout
+
+
+def _describe(exc: BaseException, timeout: float | None) -> str:
+    if isinstance(exc, StepTimeout):
+        return f"it ran longer than its timeout of {timeout:g} s (stopped)"
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r}), which would have ended the whole job"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _check_metrics(value, condition, replicate, step) -> None:
@@ -296,6 +376,20 @@ def _is_number(value) -> bool:
     return numpy is not None and isinstance(value, (numpy.integer, numpy.floating, numpy.bool_))
 
 
+def _with_failures(spec: dict, entries: list[dict], failures: list[StepError], skip: dict) -> list[dict]:
+    """The manifest's replicates with the failed ones in place, as
+    ``{"replicate", "seed", "failed": {"step", "error"}, "steps": []}``."""
+    failed = {f.replicate: {"step": f.step, "error": str(f)} for f in failures}
+    for replicate, death in skip.items():
+        step = spec["steps"][death.position]["name"]
+        failed[replicate] = {"step": step, "error": f"step '{step}': {death.cause}"}
+    records = {entry["replicate"]: entry for entry in entries}
+    for replicate, failure in failed.items():
+        seed = hashing.replicate_seed(spec["seed"], replicate)
+        records[replicate] = {"replicate": replicate, "seed": seed, "failed": failure, "steps": []}
+    return [records[r] for r in sorted(records)]
+
+
 def write_manifest(path: Path, spec: dict, entries: list[dict]) -> None:
     manifest = {
         "schema": MANIFEST_SCHEMA,
@@ -319,23 +413,44 @@ def main(argv: list[str] | None = None) -> int:
     log = open(args.log, "a") if args.log else sys.stderr  # noqa: SIM115
     saved_stderr = sys.stderr
     sys.stderr = log
+    steps = spec["steps"]
+
+    def report(death) -> None:
+        failure = StepError(
+            f"{death.cause}; the other replicates of the block go on in a new process",
+            condition=spec["condition"],
+            replicate=death.replicate,
+            step=steps[death.position]["name"],
+        )
+        print(str(failure), file=log, flush=True)
+        print(str(failure), file=saved_stderr, flush=True)
+
+    def work(watch, skip) -> int:
+        return _run(spec, Path(args.manifest), log, saved_stderr, args.log, watch=watch, skip=skip)
+
     try:
-        return _run(spec, Path(args.manifest), log, saved_stderr, args.log)
+        return supervise(work, timeouts=spec.get("timeouts") or [None] * len(steps), report=report, log=log)
     finally:
         sys.stderr = saved_stderr
         if log is not saved_stderr:
             log.close()
 
 
-def _run(spec: dict, manifest: Path, log, terminal, log_path: str | None = None) -> int:
+def _run(
+    spec: dict, manifest: Path, log, terminal, log_path: str | None = None, *, watch=None, skip=None
+) -> int:
+    skip = skip or {}
     block = (
         f"segment {spec['segment']} (steps {', '.join(s['name'] for s in spec['steps'][spec['start'] :])}), "
         f"replicates {spec['lo']}..{spec['hi'] - 1}"
     )
-    print(f"{_now()} start {block}", file=log, flush=True)
+    if skip:  # the same attempt, in a new process (status reads one attempt from "start" on)
+        print(f"{_now()} resume {block} without replicate(s) {', '.join(map(str, sorted(skip)))}", file=log)
+    else:
+        print(f"{_now()} start {block}", file=log, flush=True)
     clock = time.perf_counter()
     try:
-        runner = BlockRunner(spec, log_path=log_path)
+        runner = BlockRunner(spec, log_path=log_path, watch=watch)
     except RepliflowError as exc:
         print(str(exc), file=log)
         print(str(exc), file=terminal)
@@ -347,15 +462,22 @@ def _run(spec: dict, manifest: Path, log, terminal, log_path: str | None = None)
         if done % every == 0 or done == total:
             print(f"{_now()} {done}/{total} replicates, {failed} failed", file=log, flush=True)
 
-    entries, failures = runner.run(progress)
+    entries, failures = runner.run(progress, skip=skip)
     elapsed = time.perf_counter() - clock
     for failure in failures:
         print(str(failure), file=log)
         print(str(failure), file=terminal)
-    if failures:
+    if (failures or skip) and spec.get("on_failure") == "missing":
+        entries = _with_failures(spec, entries, failures, skip)
         print(
-            f"{_now()} {len(failures)} of {total} replicates failed after {elapsed:.2f}s; the other "
-            "replicates' outputs are kept, and the next run redoes only the failed ones",
+            f"{_now()} {len(failures) + len(skip)} of {total} replicates failed; with on_failure: missing "
+            "they are recorded as missing and the next run retries them",
+            file=log,
+        )
+    elif failures or skip:
+        print(
+            f"{_now()} {len(failures) + len(skip)} of {total} replicates failed after {elapsed:.2f}s; the "
+            "other replicates' outputs are kept, and the next run redoes only the failed ones",
             file=log,
         )
         return 1

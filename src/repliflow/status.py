@@ -33,6 +33,7 @@ from repliflow.errors import RepliflowError
 from repliflow.layout import incomplete_outputs, load_plan, snakemake_active
 from repliflow.pathgate import check_results_tree, read_bytes
 from repliflow.plan import Block, Plan, Segment
+from repliflow.reconcile import reconcile
 
 STATES = ("done", "failed", "running", "incomplete", "missing")
 DEFAULT_CONFIG = "config/config.yaml"
@@ -70,6 +71,7 @@ class Status:
     in_flight: list[str] = field(default_factory=list)  # job manifests Snakemake marked incomplete
     failures: list[Failure] = field(default_factory=list)
     tables: bool = False  # metrics.csv, hypotheses.json and provenance.json are there
+    repairs: list[str] = field(default_factory=list)  # "manifest: why" for blocks the next run repairs
     command: list[str] = field(default_factory=list)  # empty when there is nothing to do
 
     @property
@@ -240,10 +242,31 @@ def status(config_file: str | Path | None = None, workdir: str | Path = ".") -> 
         failures=failures,
         tables=tables,
     )
+    repairs = reconcile(plan, workdir)
+    result.repairs = [f"{r.target}: {r.reason}" for r in repairs]
+    _count_recorded_failures(plan, repairs, counts)
     all_done = all(tally["done"] == plan.replicates for tally in counts.values())
-    if not (all_done and tables and not reader.in_flight):
-        result.command = finish_command(workdir, config_file, rerun_incomplete=bool(reader.in_flight))
+    if not (all_done and tables and not reader.in_flight and not result.repairs):
+        # a killed aggregate or view leaves its outputs marked incomplete too
+        marked_here = any(path.startswith(f"{plan.results_dir}/") for path in reader.marked)
+        result.command = finish_command(
+            workdir, config_file, rerun_incomplete=bool(reader.in_flight) or marked_here
+        )
     return result
+
+
+def _count_recorded_failures(plan: Plan, repairs, counts: dict[str, dict[str, int]]) -> None:
+    """Replicates a final block's manifest records as failed (on_failure:
+    missing) are failed, not done."""
+    failed = {repair.target: repair.failed for repair in repairs if repair.failed}
+    if not failed:
+        return
+    for condition in plan.conditions:
+        final = plan.final_segment(condition.name)
+        for block in plan.blocks(final):
+            number = len(failed.get(plan.manifest_path(block), ()))
+            counts[condition.name]["done"] -= number
+            counts[condition.name]["failed"] += number
 
 
 def finish_command(workdir: Path, config_file: str | Path | None, *, rerun_incomplete: bool) -> list[str]:
@@ -280,6 +303,12 @@ def format_status(result: Status) -> str:
         lines.append(f"failed: {failure.message} (log: {failure.log})")
     if len(result.failures) > 10:
         lines.append(f"... and {len(result.failures) - 10} more failures")
+    for repair in result.repairs[:10]:
+        lines.append(f"damaged: {repair}")
+    if len(result.repairs) > 10:
+        lines.append(f"... and {len(result.repairs) - 10} more damaged jobs")
+    if result.repairs:
+        lines.append("the next run repairs these: it re-runs their jobs, recomputing only what is missing")
     if result.active:
         lines.append("snakemake is running in this directory; run status again to follow it")
     elif result.in_flight:

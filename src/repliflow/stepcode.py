@@ -88,7 +88,26 @@ def find_module_file(module: str, roots: list[str]) -> Path | None:
 
 @lru_cache(maxsize=64)
 def _parse(path: str, mtime_ns: int) -> dict[str, ast.AST]:
-    source = Path(path).read_text()
+    import io
+    import tokenize
+
+    # decoded as Python imports it: UTF-8 unless a coding line (PEP 263) says otherwise
+    data = Path(path).read_bytes()
+    try:
+        encoding, cookie_problem = tokenize.detect_encoding(io.BytesIO(data).readline)[0], None
+    except SyntaxError as exc:  # an unknown coding, or a first line that is not UTF-8
+        encoding, cookie_problem = "utf-8", exc.msg
+    try:
+        source = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"the code file {path} is not {encoding.upper()} text: byte {exc.start} (line {line}) "
+            f"is 0x{data[exc.start]:02x}; save it as UTF-8 (or declare its encoding, PEP 263)",
+            key="code",
+        ) from None
+    if cookie_problem:
+        raise ConfigError(f"the code file {path} cannot be read: {cookie_problem}", key="code")
     try:
         tree = ast.parse(source, filename=path)
     except SyntaxError as exc:

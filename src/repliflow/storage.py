@@ -23,15 +23,16 @@ import os
 import pickle
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from repliflow import pathgate
-from repliflow.errors import IntegrityError
+from repliflow.errors import IntegrityError, RepliflowError, StoreMismatch
 from repliflow.hashing import sha256_hex
 from repliflow.records import check_sidecar
 
-SIDECAR_SCHEMA = "repliflow.sidecar/1"
+SIDECAR_SCHEMA = "repliflow.sidecar/2"
 SIDECAR_SUFFIX = ".meta.json"
 EXTENSIONS = pathgate.EXTENSIONS
 
@@ -174,10 +175,11 @@ def decode(fmt: str, data: bytes) -> Any:
     raise IntegrityError(f"unknown storage format {fmt!r}")
 
 
-def write_output(store: str | Path, key: str, encoded: Encoded, sidecar: dict) -> None:
+def write_output(store: str | Path, key: str, encoded: Encoded, sidecar: dict) -> int:
     """Store ``encoded`` as the output of ``key``, then its sidecar (``sidecar``
     with its ``output`` record filled in), so a sidecar on disk means a
-    complete output. A pickle is signed with this machine's key."""
+    complete output. A pickle is signed with this machine's key. Returns the
+    sidecar's size in bytes (the block manifest records it)."""
     out = output_path(store, key, encoded.format)
     atomic_write(out, encoded.data)
     output = {
@@ -191,8 +193,37 @@ def write_output(store: str | Path, key: str, encoded: Encoded, sidecar: dict) -
 
         output["hmac"] = signature(key, encoded.sha256)
     sidecar["output"] = output
-    text = json.dumps(sidecar, separators=(",", ":"), allow_nan=True)
-    atomic_write(sidecar_path(store, key), text.encode())
+    data = json.dumps(sidecar, separators=(",", ":"), allow_nan=True).encode()
+    atomic_write(sidecar_path(store, key), data)
+    return len(data)
+
+
+def quarantine(store: str | Path, key: str, names: list[str], why: str) -> list[str]:
+    """Move the store files ``names`` of ``key`` (those that exist: a link is
+    moved as the link) to ``results/<exp>/quarantine/``, and log why in its
+    ``log.tsv``; returns the names moved. Nothing damaged is deleted: a
+    person may want to see what it was."""
+    folder = key_dir(store, key)
+    target = os.path.join(os.path.dirname(os.fspath(store)), "quarantine")
+    moved = []
+    for name in dict.fromkeys(n for n in names if n):
+        if os.path.basename(name) != name or not os.path.lexists(f"{folder}/{name}"):
+            continue
+        os.makedirs(target, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        destination = f"{target}/{name}.{stamp}.{os.getpid()}"
+        try:
+            os.rename(f"{folder}/{name}", destination)
+        except FileNotFoundError:  # another job moved it first
+            continue
+        moved.append(name)
+        line = f"{stamp}\t{name}\t{os.path.basename(destination)}\t{' '.join(why.split())}\n"
+        fd = os.open(f"{target}/log.tsv", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+    return moved
 
 
 def read_sidecar(store: str | Path, key: str) -> dict | None:
@@ -205,6 +236,13 @@ def read_sidecar(store: str | Path, key: str) -> dict | None:
     return check_sidecar(value, path, key)
 
 
+def _readable_sidecar(store: str | Path, key: str) -> dict | None:
+    try:
+        return read_sidecar(store, key)
+    except (OSError, RepliflowError):
+        return None
+
+
 def load(store: str | Path, key: str, output: dict | None = None) -> tuple[Any, str]:
     """The stored value of ``key`` and its sha256, checked against the record.
 
@@ -212,6 +250,7 @@ def load(store: str | Path, key: str, output: dict | None = None) -> tuple[Any, 
     manifest's entry: file, format, sha256); default: the sidecar's. A pickle
     also needs this machine's signature (in the sidecar), or it is not loaded.
     """
+    given = output is not None
     if output is None:
         sidecar = read_sidecar(store, key)
         if sidecar is None:
@@ -222,9 +261,22 @@ def load(store: str | Path, key: str, output: dict | None = None) -> tuple[Any, 
     data = pathgate.read_bytes(path, store, limit=1 << 62)
     actual = sha256_hex(data)
     if actual != output["sha256"]:
-        raise IntegrityError(
-            f"{path} does not match its record (sha256 {actual}, recorded {output['sha256']}): "
-            "it was modified or corrupted after it was written"
+        if given:  # a manifest's entry: is the manifest, not the file, what changed?
+            sidecar = _readable_sidecar(store, key)
+            if sidecar is not None and sidecar["output"]["sha256"] == actual:
+                raise StoreMismatch(
+                    f"repliflow: the block manifest lists sha256 {output['sha256']} for {path}, but the "
+                    "file matches its own sidecar: the manifest was edited, not the file",
+                    key=key,
+                    path=path,
+                    record_wrong=True,
+                )
+        raise StoreMismatch(
+            f"repliflow: {path} does not match its record (sha256 {actual}, recorded {output['sha256']}): "
+            "it was modified or corrupted after it was written",
+            key=key,
+            path=path,
+            record_wrong=False,
         )
     if fmt == "pickle":
         from repliflow.trust import check_signed

@@ -101,3 +101,4 @@ def release_scheduler_timers() -> None:
     for thread in threading.enumerate():
         if isinstance(thread, threading.Timer):
             thread.cancel()
+

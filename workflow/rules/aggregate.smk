@@ -10,6 +10,7 @@
 rule aggregate:
     input:
         manifests=all_manifests,
+        repairs=repairs,
     output:
         metrics=f"{RESULTS}/metrics.csv",
         hypotheses=f"{RESULTS}/hypotheses.json",

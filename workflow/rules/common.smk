@@ -15,10 +15,12 @@ gc.set_threshold(*gc.get_threshold()[:2], 1000)
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from repliflow.cluster import BlockJobs, rule_function
-from repliflow.config import validate_config
+from repliflow.config import check_config_files, validate_config
 from repliflow.errors import RepliflowError
 from repliflow.pathgate import check_results_tree
 from repliflow.plan import build_plan
+from repliflow.reconcile import describe as describe_repairs
+from repliflow.reconcile import reconcile, repair_record, schedule_repairs
 from repliflow.workflow_support import (
     describe_config_files,
     fail,
@@ -34,6 +36,7 @@ if workflow.is_main_process and (notice := release_stale_lock()):
 
 CONFIG_FILES = describe_config_files(workflow.configfiles)
 try:
+    check_config_files(workflow.configfiles)  # UTF-8, no key twice, JSON values only
     CONFIG = validate_config(
         config,
         file=CONFIG_FILES,
@@ -49,6 +52,17 @@ except RepliflowError as exc:
     fail(exc)
 
 RESULTS = PLAN.results_dir
+
+# Snakemake sees only the block manifests; check the store against them (no
+# hashing) and run again the blocks whose files are missing, truncated or not
+# regular files, or whose manifest is missing or broken (repliflow.reconcile).
+if workflow.is_main_process:
+    DRY_RUN = workflow.output_settings.dryrun
+    REPAIRS = reconcile(PLAN)
+    if REPAIRS:
+        print(describe_repairs(REPAIRS, dry_run=DRY_RUN), file=sys.stderr)
+        if not DRY_RUN:
+            schedule_repairs(PLAN, REPAIRS)
 ON_ERROR_HINT = (
     f"repliflow: outputs already made are kept under {RESULTS}/store; fix the cause and "
     "run the same command again (add --rerun-incomplete after a crash) to redo only what is missing."
@@ -57,7 +71,9 @@ ON_ERROR_HINT = (
 
 wildcard_constraints:
     segment=r"[A-Za-z0-9_.-]+-[0-9a-f]{16}",
-    block=r"\d{6}-\d{6}",
+    # zero-padded to 6 digits, wider past 999999 (plan.Block.label); not
+    # \d{6,}: Snakemake's wildcard parser takes only {n} or {n,m} braces
+    block=r"\d{6}\d*-\d{6}\d*",
 
 
 # Snakemake calls run_segment's functions once per job (params too, in every
@@ -87,3 +103,8 @@ def block_spec(wildcards):
 @rule_function
 def all_manifests(wildcards=None):
     return PLAN.all_manifests()
+
+
+@rule_function
+def repairs(wildcards=None):
+    return repair_record(PLAN)

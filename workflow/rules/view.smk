@@ -6,6 +6,7 @@
 rule view:
     input:
         manifests=all_manifests,
+        repairs=repairs,
     output:
         index=f"{RESULTS}/runs/index.csv",
     log:
