@@ -38,9 +38,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from repliflow.errors import RepliflowError
-from repliflow.pathgate import read_json
+from repliflow.pathgate import EXTENSIONS, read_json
 from repliflow.plan import Plan
-from repliflow.records import check_manifest
+from repliflow.records import KEY, MANIFEST_SCHEMA
 
 TABLES = ("metrics.csv", "hypotheses.json", "provenance.json")
 REPAIRS_LOG = "repairs.tsv"
@@ -64,13 +64,14 @@ def reconcile(plan: Plan, workdir: str | Path = ".") -> list[Repair]:
     tables_made = any(os.path.lexists(results / name) for name in TABLES)
     store = results / "store"
     repairs: list[Repair] = []
-    # (manifest, file name, recorded size, key, when the manifest was written)
-    wanted: list[tuple[str, str, int | None, str, int]] = []
+    # per store folder: (manifest, file name, recorded size, when the manifest was written)
+    wanted: dict[str, list[tuple[str, str, object, int]]] = {}
     for manifest_path in plan.all_manifests():
         path = workdir / manifest_path
         try:
             written = os.lstat(path).st_mtime_ns
-            manifest = check_manifest(read_json(path, "manifest"), str(path))
+            manifest = read_json(path, "manifest")
+            files, failed = _listed(manifest, _block_of(manifest_path))
         except FileNotFoundError:
             if tables_made:
                 repairs.append(Repair(manifest_path, f"{manifest_path} is missing"))
@@ -78,23 +79,16 @@ def reconcile(plan: Plan, workdir: str | Path = ".") -> list[Repair]:
         except RepliflowError as exc:
             repairs.append(Repair(manifest_path, str(exc).removeprefix("repliflow: ")))
             continue
-        expected = _block_of(plan, manifest_path)
-        if expected is not None and (manifest["lo"], manifest["hi"]) != expected:
-            repairs.append(Repair(manifest_path, f"{manifest_path} describes another block"))
+        except _Malformed as exc:
+            repairs.append(Repair(manifest_path, f"{manifest_path} is not a block manifest: {exc}"))
             continue
-        failed = tuple(r["replicate"] for r in manifest["replicates"] if r.get("failed"))
         if failed:
             shown = ", ".join(map(str, failed[:5])) + (" ..." if len(failed) > 5 else "")
             repairs.append(
                 Repair(manifest_path, f"replicate(s) {shown} failed (on_failure: missing): retrying", failed)
             )
-        for replicate in manifest["replicates"]:
-            for step in replicate["steps"]:
-                key = step["key"]
-                wanted.append((manifest_path, step["file"], _size(step.get("bytes")), key, written))
-                wanted.append(
-                    (manifest_path, f"{key}.meta.json", _size(step.get("sidecar_bytes")), key, written)
-                )
+        for folder, name, size in files:
+            wanted.setdefault(folder, []).append((manifest_path, name, size, written))
     damaged = _damaged(store, wanted)
     seen = {repair.target for repair in repairs}
     for target in killed:
@@ -131,46 +125,87 @@ def left_incomplete(plan: Plan, workdir: Path) -> list[str]:
     )
 
 
+class _Malformed(Exception):
+    pass
+
+
+_SUFFIXES = frozenset(f".{ext}" for ext in EXTENSIONS.values())
+
+
+def _listed(manifest, block: tuple[int, int] | None) -> tuple[list[tuple[str, str, object]], tuple[int, ...]]:
+    """The store files a manifest lists, as (folder, name, recorded size), and
+    the replicates it records as failed. The shape is checked only as far as
+    reading it needs (readers check the rest, records.check_manifest): this
+    runs on every manifest at the start of every run."""
+    try:
+        if manifest["schema"] != MANIFEST_SCHEMA:
+            raise _Malformed(f"schema {manifest['schema']!r}")
+        lo, hi, replicates = manifest["lo"], manifest["hi"], manifest["replicates"]
+        if block is not None and (lo, hi) != block or len(replicates) != hi - lo:
+            raise _Malformed(f"it describes replicates {lo}..{hi - 1}, not its block's")
+        files: list[tuple[str, str, object]] = []
+        failed = []
+        for replicate in replicates:
+            if replicate.get("failed"):
+                failed.append(replicate["replicate"])
+            for step in replicate["steps"]:
+                key, name = step["key"], step["file"]
+                if KEY.match(key) is None or not name.startswith(key) or name[len(key) :] not in _SUFFIXES:
+                    raise _Malformed(f"it lists the file {name!r} for key {key!r}")
+                files.append((key[:2], name, _size(step.get("bytes"))))
+                files.append((key[:2], f"{key}.meta.json", _size(step.get("sidecar_bytes"))))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise _Malformed(f"{type(exc).__name__}: {exc}") from None
+    return files, tuple(failed)
+
+
 def _size(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    return value if type(value) is int and value >= 0 else None
 
 
-def _block_of(plan: Plan, manifest_path: str) -> tuple[int, int] | None:
+def _block_of(manifest_path: str) -> tuple[int, int] | None:
     label = manifest_path.rsplit("/", 1)[-1].removesuffix(".json")
     lo, _, hi = label.partition("-")
     return (int(lo), int(hi)) if lo.isdigit() and hi.isdigit() else None
 
 
-def _damaged(store: Path, wanted: list) -> list[tuple[str, str]]:
+def _damaged(store: Path, wanted: dict[str, list]) -> list[tuple[str, str]]:
     """(manifest, why) for each listed file that is missing, not a regular
-    file, or of another size than recorded. The lstat calls release the GIL,
-    so they run on a few threads, one store folder each."""
-    by_folder: dict[str, list] = {}
-    for item in wanted:
-        by_folder.setdefault(item[3][:2], []).append(item)
+    file, of another size than recorded, or modified after its manifest was
+    written. One thread per core, each a store folder at a time: lstat
+    releases the GIL, and names are looked up relative to the folder."""
 
     def check(folder: str) -> list[tuple[str, str]]:
         found = []
-        base = f"{store}/{folder}/"
-        for manifest_path, name, size, _, written in by_folder[folder]:
-            path = base + name
-            try:
-                info = os.lstat(path)
-            except FileNotFoundError:
-                found.append((manifest_path, f"{path} is missing"))
-                continue
-            if not stat.S_ISREG(info.st_mode):
-                found.append((manifest_path, f"{path} is not a regular file"))
-            elif size is not None and info.st_size != size:
-                cut = "truncated" if info.st_size < size else "longer than recorded"
-                found.append((manifest_path, f"{path} is {info.st_size} bytes, {size} recorded ({cut})"))
-            elif info.st_mtime_ns > written:
-                # written after its job finished: the job checks its sha256 and keeps it when intact
-                found.append((manifest_path, f"{path} was modified after its job finished"))
+        base = f"{store}/{folder}"
+        try:
+            fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            return [(manifest, f"{base}/{name} is missing") for manifest, name, _, _ in wanted[folder]]
+        lstat, regular = os.lstat, stat.S_ISREG
+        try:
+            for manifest, name, size, written in wanted[folder]:
+                try:
+                    info = lstat(name, dir_fd=fd)
+                except FileNotFoundError:
+                    found.append((manifest, f"{base}/{name} is missing"))
+                    continue
+                if not regular(info.st_mode):
+                    found.append((manifest, f"{base}/{name} is not a regular file"))
+                elif size is not None and info.st_size != size:
+                    cut = "truncated" if info.st_size < size else "longer than recorded"
+                    found.append(
+                        (manifest, f"{base}/{name} is {info.st_size} bytes, {size} recorded ({cut})")
+                    )
+                elif info.st_mtime_ns > written:
+                    # written after its job finished: the job checks its sha256 and keeps it when intact
+                    found.append((manifest, f"{base}/{name} was modified after its job finished"))
+        finally:
+            os.close(fd)
         return found
 
-    folders = sorted(by_folder)
-    if len(wanted) < 2000:
+    folders = sorted(wanted)
+    if sum(len(files) for files in wanted.values()) < 4000:
         return [item for folder in folders for item in check(folder)]
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         return [item for part in pool.map(check, folders) for item in part]

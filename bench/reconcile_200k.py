@@ -1,0 +1,149 @@
+"""How long does the store reconciliation every run starts with take at
+200,000 outputs?
+
+Builds, in a fresh temporary directory, the store and block manifests of the
+issue's large experiment (50,000 replicates; a shared datasource plus one
+step in each of 3 conditions: 200,000 replicate-steps, 400,000 files with
+the sidecars), laid out exactly as the runner writes them, without running
+any step. Then times ``repliflow.reconcile.reconcile`` (what the Snakefile
+calls before Snakemake builds its DAG) on the intact tree, with the files in
+the page cache (as right after a run), and checks that it finds one
+truncated output.
+
+    python bench/reconcile_200k.py [--replicates 50000] [--block 5000] [--repeats 3] [--keep]
+
+Prints ``name value unit ratio`` lines; the ratio is against the 0.5 s budget
+of issue 12. Nothing is written inside the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from repliflow.layout import segment_keys  # noqa: E402
+from repliflow.plan import build_plan  # noqa: E402
+
+BUDGET_S = 0.5
+STEPS = textwrap.dedent(
+    """
+    def source(ctx):
+        return 1.0
+
+
+    def metrics(data, ctx, *, shift=0.0):
+        return {"m": data + shift}
+    """
+)
+
+
+def config(replicates: int, block: int) -> dict:
+    return {
+        "experiment": "big",
+        "code": "steps.py",
+        "replicates": replicates,
+        "seed": 1,
+        "datasource": {"function": "source"},
+        "pipeline": [{"function": "metrics", "params": {"shift": 0.0}}],
+        "treatments": {"a": {"metrics": {"shift": 1.0}}, "b": {"metrics": {"shift": 2.0}}},
+        "batch": {"replicates_per_job": block},
+    }
+
+
+def build(root: Path, replicates: int, block: int):
+    (root / "steps.py").write_text(STEPS)
+    from repliflow.config import validate_config
+
+    plan = build_plan(validate_config(config(replicates, block)), workdir=str(root))
+    keys = segment_keys(plan)
+    seeds = plan.seeds()
+    store = root / plan.store_dir
+    for kk in range(256):
+        (store / f"{kk:02x}").mkdir(parents=True, exist_ok=True)
+    output, sidecar = b'{"m": 1.0}', b"{}" * 300
+    files = 0
+    for segment in plan.segments.values():
+        for block_ in plan.blocks(segment):
+            entries = []
+            for replicate in range(block_.lo, block_.hi):
+                steps = []
+                for offset, key in enumerate(keys[segment.id][replicate]):
+                    (store / key[:2] / f"{key}.json").write_bytes(output)
+                    (store / key[:2] / f"{key}.meta.json").write_bytes(sidecar)
+                    files += 2
+                    steps.append(
+                        {
+                            "step": segment.steps[segment.start + offset].name,
+                            "position": segment.start + offset,
+                            "key": key,
+                            "file": f"{key}.json",
+                            "format": "json",
+                            "sha256": "0" * 64,
+                            "bytes": len(output),
+                            "sidecar_bytes": len(sidecar),
+                        }
+                    )
+                entries.append({"replicate": replicate, "seed": seeds[replicate], "steps": steps})
+            manifest = root / plan.manifest_path(block_)
+            manifest.parent.mkdir(parents=True, exist_ok=True)
+            document = {
+                "schema": "repliflow.manifest/1",
+                "experiment": plan.experiment,
+                "segment": segment.id,
+                "condition": segment.owner,
+                "lo": block_.lo,
+                "hi": block_.hi,
+                "replicates": entries,
+            }
+            manifest.write_text(json.dumps(document, separators=(",", ":")))
+    return plan, files
+
+
+def main() -> int:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
+    parser.add_argument("--replicates", type=int, default=50_000)
+    parser.add_argument("--block", type=int, default=5_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary tree")
+    args = parser.parse_args()
+    from repliflow.reconcile import reconcile
+
+    root = Path(tempfile.mkdtemp(prefix="repliflow-reconcile-"))
+    try:
+        clock = time.perf_counter()
+        plan, files = build(root, args.replicates, args.block)
+        print(f"# built {files} store files in {time.perf_counter() - clock:.1f} s under {root}")
+        outputs = files // 2
+        times = []
+        for _ in range(args.repeats):
+            clock = time.perf_counter()
+            found = reconcile(plan, root)
+            times.append(time.perf_counter() - clock)
+            assert found == [], found[:3]
+        best = min(times)
+        print(f"reconcile_{outputs}_outputs {best:.3f} s {best / BUDGET_S:.2f}x_budget_{BUDGET_S}s")
+        victim = next((root / plan.store_dir).glob("*/*.json"))
+        victim.write_bytes(b"{")
+        found = reconcile(plan, root)
+        assert len(found) == 1 and "truncated" in found[0].reason, found
+        print(f"# a truncated output is found: {found[0].reason}")
+    finally:
+        if args.keep:
+            print(f"# kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
