@@ -359,6 +359,17 @@ def _figure(name: str, caption: str, draw: Callable[[], str]) -> Block:
         return Block("note", f"plot {name} could not be drawn: {_reason(exc)}")
 
 
+def _sampled_note(series) -> str:
+    """The caption's word on a plot whose strips draw a sample (``plots.sample``)."""
+    if all(sum(map(math.isfinite, values)) <= plots.MAX_POINTS for values in series):
+        return ""
+    return (
+        f" Where a series has more than {plots.MAX_POINTS} points, {plots.MAX_POINTS} are drawn: those "
+        f"beyond 1.5 IQR of the quartiles (at most {plots.MAX_POINTS // 2}) and a random sample of the "
+        "rest; the box and the tables use them all."
+    )
+
+
 def _paired_plots(results: Results, metric: str, colors: dict, salt: str) -> list[Block]:
     paired = [h for h in results.hypotheses if h["metric"] == metric and h["verifier"] in PAIRED]
     if not paired:
@@ -387,6 +398,7 @@ def _paired_plots(results: Results, metric: str, colors: dict, salt: str) -> lis
         f"the diamond is the mean difference with its {_level(hypothesis['results'][treatments[0]])} "
         f"({hypothesis['verifier']})."
         + (f" {overflowed} difference(s) overflow the float range and are not drawn." if overflowed else "")
+        + _sampled_note(differences.values())
     )
     draw = functools.partial(
         plots.paired_differences, metric, treatments, differences, intervals, colors, salt
@@ -405,7 +417,7 @@ def _metrics(results: Results) -> list[Block]:
             _figure(
                 f"distribution of `{metric}`",
                 f"`{metric}` per condition: every replicate is a point, the box spans the quartiles "
-                "around the median.",
+                "around the median." + _sampled_note(by_condition.values()),
                 functools.partial(plots.distribution, metric, conditions, by_condition, salt=f"dist-{index}"),
             )
         )

@@ -2,20 +2,20 @@
 
 The import point the planner and the aggregator use. Built-ins live in
 ``repliflow.stats.verifiers`` (re-exported here as ``BUILTINS``); custom
-verifiers are named "module:function" or "file.py:function". Planning only
-checks that a verifier exists, without importing user code.
+verifiers are named "module:function" or "file.py:function". Planning
+checks that a verifier exists, without importing user code, and a built-in's
+params, without importing scipy.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 from repliflow.errors import ConfigError
-from repliflow.stats import BUILTIN_NAMES
+from repliflow.stats import BUILTIN_NAMES, BUILTIN_PARAMS, PARAM_CHOICES
 from repliflow.stepcode import function_info, load_module, resolve_code_path
 
 __all__ = ["BUILTIN_NAMES", "check_params", "check_verifier", "resolve_verifier"]  # and BUILTINS, lazily
@@ -31,23 +31,47 @@ def __getattr__(name: str):
 
 
 def check_params(spec: str, params: dict, *, key: str) -> None:
-    """A built-in verifier's params must be keywords it takes; custom ones are not checked."""
+    """A built-in verifier's params must be keywords it takes, with values it
+    can use (``alpha`` in (0, 1), a known ``alternative``, ...); checked from
+    the table in ``repliflow.stats``, so without importing scipy. A custom
+    verifier's params are its own business."""
     if spec not in BUILTIN_NAMES:
         return
-    from repliflow.stats.verifiers import BUILTINS
-
-    accepted = [
-        name
-        for name, parameter in inspect.signature(BUILTINS[spec]).parameters.items()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-    ]
-    unknown = sorted(set(params) - set(accepted))
+    if not isinstance(params, dict):
+        raise ConfigError(f"expected a mapping of parameter names to values, not {_shown(params)}", key=key)
+    accepted = BUILTIN_PARAMS[spec]
+    unknown = sorted(str(name) for name in params if name not in accepted)
     if unknown:
         raise ConfigError(
             f"verifier '{spec}' takes no parameter {', '.join(map(repr, unknown))}; it takes "
             f"{', '.join(accepted)}",
             key=key,
         )
+    for name, value in params.items():
+        problem = _bad_value(name, value)
+        if problem:
+            raise ConfigError(
+                f"verifier '{spec}': {name} {problem}, not {_shown(value)}", key=f"{key}.{name}"
+            )
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _bad_value(name: str, value) -> str | None:
+    """What is wrong with a built-in's parameter value, or None."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if name == "alpha" and not (number and 0 < value < 1):
+        return "must be a number strictly between 0 and 1"
+    if name in PARAM_CHOICES and not (isinstance(value, str) and value in PARAM_CHOICES[name]):
+        return f"must be one of {', '.join(PARAM_CHOICES[name])}"
+    if name == "n_resamples" and not (number and value >= 1 and float(value).is_integer()):
+        return "must be a positive integer"
+    if name == "seed" and not (number and isinstance(value, int) and value >= 0):
+        return "must be a non-negative integer"
+    return None
 
 
 def _split(spec: str, key: str) -> tuple[str, str]:

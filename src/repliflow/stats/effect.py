@@ -20,7 +20,8 @@ import math
 import numpy as np
 from scipy import optimize, special, stats
 
-ALTERNATIVES = ("two-sided", "greater", "less")
+from repliflow.stats import ALTERNATIVES
+
 NAN = float("nan")
 
 

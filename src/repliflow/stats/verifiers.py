@@ -4,7 +4,8 @@ Unpaired: ``welch_t``, ``student_t``, ``mann_whitney``, ``permutation`` and
 ``bootstrap``; paired by replicate index (replicate r of every condition shares
 its seed): ``paired_t`` and ``wilcoxon``. Every test is ``scipy.stats``'; the
 one thing written here is the bootstrap p-value, read off the same BCa
-construction scipy uses for its interval (see ``bca_p_value``).
+construction scipy uses for its interval (see ``bca_p_value``), and the one
+formula the exact permutation test has when nothing varies (``_extreme_p``).
 
 Every verifier takes ``alpha`` (default 0.05) and ``alternative``
 (``two-sided``, ``greater``: treatment above baseline, ``less``) and returns
@@ -16,7 +17,10 @@ dropped and counted (``n_missing_*``). Degenerate inputs get a verdict and a
 ``note`` saying why, never an exception: fewer than 2 values (``degenerate:
 too_few``, p NaN, not significant), or no variation where a t statistic needs
 it (``degenerate: zero_variance``, or ``identical`` when the samples are the
-same; the p-value is then the exact permutation test's).
+same, up to rounding; the p-value is then the exact permutation test's).
+
+Memory is O(n): the resampling tests run in blocks (``BLOCK_VALUES``) that
+give the results of one block, and the zero-variance p-value is a formula.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 from scipy import special, stats
@@ -33,7 +38,18 @@ from scipy import special, stats
 from repliflow.stats import BUILTIN_NAMES, PAIRED, RANK_BASED, effect
 
 NAN = float("nan")
-FALLBACK_RESAMPLES = 9999
+# Resampling tests run in blocks of at most this many values (about 1 MB per
+# array): scipy's default, all n_resamples resamples at once, holds index and
+# value arrays of n_resamples x n (80 KB per replicate each at 9999 resamples;
+# 6.4 GB for a paired fallback at 10,000 pairs). With blocks, memory is O(n).
+BLOCK_VALUES = 1 << 17
+# Variation below this share of the values' size is rounding, not variation.
+ROUNDING = 1e-12
+# log N beyond which 1 / N is 0.0 in floating point (N > 2^1075, log 745.1).
+UNDERFLOW = 750.0
+# scipy.stats.permutation_test counts a resampled statistic within this
+# relative distance of the observed one as a tie.
+TIE_TOLERANCE = 100 * float(np.finfo(float).eps)
 IDENTICAL = "the two samples are identical (an A/A comparison)"
 IDENTICAL_PAIRS = (
     "the two samples are identical replicate by replicate (an A/A comparison: every difference is 0)"
@@ -80,7 +96,7 @@ def flat(values: np.ndarray, scale: float | None = None) -> bool:
     if len(values) == 0:
         return True
     scale = float(np.max(np.abs(values))) if scale is None else float(scale)
-    return bool(np.ptp(values) <= 1e-12 * scale)
+    return bool(np.ptp(values) <= ROUNDING * scale)
 
 
 def _as_float(values: Sequence) -> np.ndarray:
@@ -165,34 +181,115 @@ def _mean_diff(treatment, baseline, axis=-1):
     return np.mean(treatment, axis=axis) - np.mean(baseline, axis=axis)
 
 
+def _rows(values: int) -> int:
+    """Resamples per block when each resample holds ``values`` values: at most
+    BLOCK_VALUES values per block (and at least one resample)."""
+    return max(1, BLOCK_VALUES // max(values, 1))
+
+
 def _permutation(s: Samples, alternative: str, n_resamples: int, seed: int):
-    """scipy's permutation test of the difference in means (sign flips when paired);
-    exact when every permutation fits in ``n_resamples``."""
+    """scipy's permutation test of the difference in means (unpaired); exact
+    when every relabelling fits in ``n_resamples``. In blocks of ``_rows``
+    relabellings: scipy draws them one at a time whatever the block size, so
+    blocks change the memory, not the result."""
     return stats.permutation_test(
         (s.treatment, s.baseline),
         _mean_diff,
-        permutation_type="samples" if s.paired else "independent",
+        permutation_type="independent",
         vectorized=True,
         n_resamples=n_resamples,
+        batch=_rows(len(s.baseline) + len(s.treatment)),
         alternative=alternative,
         rng=np.random.default_rng(seed),
     )
 
 
 def _permutations(s: Samples) -> int:
-    n1, n2 = len(s.baseline), len(s.treatment)
-    return 2**n1 if s.paired else math.comb(n1 + n2, n1)
+    return math.comb(len(s.baseline) + len(s.treatment), len(s.baseline))
+
+
+def _extreme_p(s: Samples, alternative: str) -> float | None:
+    """The exact permutation test's p-value of the difference in means for data
+    with no variation (``Samples.constant``), in closed form; None when the
+    conditions differ by no more than rounding.
+
+    Paired (sign flips of the n differences d_i = c, c != 0): flipping j of them
+    gives the statistic c (n - 2 j) / n, with multiplicity C(n, j) among the 2^n
+    sign vectors (a binomial lattice). Unpaired (n1 baseline values a, n2
+    treatment values b != a): a relabelling that puts k of the b's and n2 - k of
+    the a's in the treatment group gives (b - a) (k / n2 - (n2 - k) / n1), with
+    multiplicity C(n2, k) C(n1, n2 - k) among the C(n1 + n2, n1) relabellings
+    (a hypergeometric lattice). Both are strictly monotone in j or k, and the
+    observed statistic (j = 0, k = n2) is the single most extreme one, on the
+    side of c or b - a. So, with N = 2^n or C(n1 + n2, n1), for c or b - a > 0:
+
+        P(T >= T_obs) = 1 / N,   P(T <= T_obs) = 1,
+        two-sided p = min(1, 2 min(P(T >= T_obs), P(T <= T_obs))) = min(1, 2 / N)
+
+    (mirrored for c or b - a < 0): the p-values scipy.stats.permutation_test
+    gives when it enumerates the N relabellings. With nothing differing at all
+    (every d_i = 0, or one value everywhere) every relabelling ties: p = 1. The
+    float value of 1 / N is 0.0 beyond 1075 pairs (or C(n1 + n2, n1) > 2^1075).
+
+    Only that order matters, not exact equality: it holds whenever all the
+    differences have one sign (paired) or the samples do not overlap
+    (unpaired), the smallest step away from the observed labelling,
+    2 min|d_i| / n or (the gap between the samples) (1 / n1 + 1 / n2), exceeds
+    scipy's tolerance for ties with the observed statistic (100 eps |T_obs|),
+    and that gap is more than rounding (``ROUNDING`` of the values' size, the
+    yardstick of ``flat``). So values equal up to rounding qualify. What does
+    not (differences of both signs, overlapping samples, samples a few ulps
+    apart) is a difference within rounding itself: None."""
+    a, b = s.baseline, s.treatment
+    observed = abs(float(_mean_diff(b, a)))
+    scale = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))))
+    if s.paired:
+        d = s.differences
+        if not np.any(d):
+            return 1.0
+        above, below = bool(np.all(d > 0)), bool(np.all(d < 0))
+        gap = float(np.min(np.abs(d)))
+        step = 2 * gap / len(d)
+        log_total = len(d) * math.log(2)
+    else:
+        if np.all(a == a[0]) and np.all(b == a[0]):
+            return 1.0
+        above, below = bool(np.min(b) > np.max(a)), bool(np.max(b) < np.min(a))
+        gap = float(np.min(b) - np.max(a)) if above else float(np.min(a) - np.max(b))
+        step = gap * (1 / len(a) + 1 / len(b))
+        n1, n2 = len(a), len(b)
+        log_total = math.lgamma(n1 + n2 + 1) - math.lgamma(n1 + 1) - math.lgamma(n2 + 1)
+    if not (above or below) or not gap > ROUNDING * scale or not step > TIE_TOLERANCE * observed:
+        return None
+    if log_total > UNDERFLOW:  # 1 / N rounds to 0.0 (and N itself would take seconds to compute)
+        extreme = 0.0
+    else:  # N exactly: 1 / N correctly rounded
+        extreme = 1 / ((1 << len(a)) if s.paired else math.comb(len(a) + len(b), len(a)))
+    greater, less = (extreme, 1.0) if above else (1.0, extreme)
+    if alternative == "greater":
+        return greater
+    if alternative == "less":
+        return less
+    return min(1.0, 2 * min(greater, less))
 
 
 def _zero_variance(out: dict, s: Samples, alternative: str) -> dict:
-    """A t statistic is 0/0 or d/0 here; the permutation test still has an answer."""
-    res = _permutation(s, alternative, FALLBACK_RESAMPLES, 0)
-    exact = _permutations(s) <= FALLBACK_RESAMPLES
-    kind = "permutation test (sign flips)" if s.paired else "permutation test"
-    kind = f"exact {kind}" if exact else f"{kind} with {FALLBACK_RESAMPLES} resamples"
+    """A t statistic is 0/0 or d/0 here; the exact permutation test still has
+    an answer (``_extreme_p``). Conditions that differ by no more than rounding
+    are no difference (p = 1): a permutation test on rounding noise, as scipy
+    ran it here before, gave whatever order numpy summed the means in."""
+    p = _extreme_p(s, alternative)
+    kind = "exact permutation test (sign flips)" if s.paired else "exact permutation test"
     if s.identical:
         what = IDENTICAL_PAIRS if s.paired else IDENTICAL
         out.update(degenerate="identical", note=f"{what}: no difference; p from the {kind}")
+    elif p is None:
+        what = "every paired difference is 0" if s.paired else "every value of both is the same"
+        out.update(
+            degenerate="identical",
+            note=f"the two samples are equal up to rounding ({what}, within {ROUNDING:g} of the values' "
+            "size): no difference (p = 1)",
+        )
     else:
         what = "every paired difference is the same" if s.paired else "each condition's values are all equal"
         out.update(
@@ -202,7 +299,7 @@ def _zero_variance(out: dict, s: Samples, alternative: str) -> dict:
         )
     diff = out["mean_difference"]
     out.update(
-        p_value=float(res.pvalue),
+        p_value=1.0 if p is None else p,
         mean_difference_ci=[diff, diff],
         mean_difference_ci_method="exact (no variation)",
     )
@@ -220,18 +317,18 @@ def _welch_ci(s: Samples, alpha: float, alternative: str) -> list[float]:
 
 def _effects(out: dict, s: Samples, alpha: float, alternative: str) -> dict:
     level = 1 - alpha
-    if s.paired:
+    if s.constant:  # rounding noise is no SD: the standardised difference is infinite (or 0/0)
+        # (and has no CI: solving for one on the t of a rounding-noise SD fails)
+        value = math.nan if out["mean_difference"] == 0 else math.copysign(math.inf, out["mean_difference"])
+        for name in ("cohens_dz",) if s.paired else ("cohens_d", "hedges_g"):
+            out.update({name: value, f"{name}_ci": [NAN, NAN]})
+    elif s.paired:
         out.update(effect.paired_standardized_difference(s.differences, alternative=alternative, level=level))
-        out.setdefault("effect_size", "cohens_dz")
     else:
         out.update(
             effect.standardized_difference(s.baseline, s.treatment, alternative=alternative, level=level)
         )
-        out.setdefault("effect_size", "hedges_g")
-    if s.constant:  # rounding noise is no SD: the standardised difference is infinite (or 0/0)
-        value = math.nan if out["mean_difference"] == 0 else math.copysign(math.inf, out["mean_difference"])
-        for name in ("cohens_dz",) if s.paired else ("cohens_d", "hedges_g"):
-            out.update({name: value, f"{name}_ci": [NAN, NAN]})
+    out.setdefault("effect_size", "cohens_dz" if s.paired else "hedges_g")
     if "mean_difference_ci" not in out:
         out["mean_difference_ci"] = _welch_ci(s, alpha, alternative)
         out["mean_difference_ci_method"] = "paired_t" if s.paired else "welch_t"
@@ -400,6 +497,24 @@ def bca_p_value(boot: np.ndarray, theta_hat: float, jackknife: list[np.ndarray],
     return min(1.0, max(p, floor))
 
 
+def _bootstrap_distribution(s: Samples, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """``scipy.stats.bootstrap``'s resampled differences in means, drawn as it
+    draws them (all the treatment's resamples, then all the baseline's, each
+    ``rng.integers(0, n, (n_resamples, n))``) but ``_rows`` resamples at a time,
+    so memory is O(n), not O(n_resamples x n). The blocks draw the very numbers
+    one call draws (numpy's Generator keeps its spare 32 bits in the bit
+    generator, not per call), and each resample's mean is the same sum."""
+    means = []
+    for sample in (s.treatment, s.baseline):
+        n, rows = len(sample), _rows(len(sample))
+        mean = np.empty(n_resamples)
+        for lo in range(0, n_resamples, rows):
+            hi = min(lo + rows, n_resamples)
+            mean[lo:hi] = np.mean(sample[rng.integers(0, n, (hi - lo, n))], axis=-1)
+        means.append(mean)
+    return means[0] - means[1]
+
+
 def _jackknife_mean_diff(treatment: np.ndarray, baseline: np.ndarray) -> list[np.ndarray]:
     """Leave-one-out differences in means, leaving out each sample's values in turn."""
     n1, n2 = len(treatment), len(baseline)
@@ -424,15 +539,17 @@ def bootstrap(
     def test(out, s):
         if s.constant:
             return _zero_variance(out, s, alternative)
-        res = stats.bootstrap(
+        distribution = _bootstrap_distribution(s, n_resamples, np.random.default_rng(seed))
+        res = stats.bootstrap(  # the BCa interval of that distribution; the jackknife in blocks
             (s.treatment, s.baseline),
             _mean_diff,
             vectorized=True,
-            n_resamples=n_resamples,
+            n_resamples=0,
+            bootstrap_result=SimpleNamespace(bootstrap_distribution=distribution),
+            batch=_rows(max(len(s.treatment), len(s.baseline))),
             confidence_level=1 - alpha,
             alternative=alternative,
             method="BCa",
-            rng=np.random.default_rng(seed),
         )
         theta = float(_mean_diff(s.treatment, s.baseline))
         jackknife = _jackknife_mean_diff(s.treatment, s.baseline)
