@@ -34,3 +34,12 @@ def test_each_output_is_one_line():
 def test_nan_is_refused():
     with pytest.raises(ValueError):
         provenance_json({"outputs": [{"value": float("nan")}]})
+
+
+def test_write_provenance_streams_the_same_text(tmp_path):
+    from repliflow.aggregate import write_provenance
+
+    for outputs in ([], [OUTPUT, {**OUTPUT, "replicate": 1}]):
+        provenance = {"schema": "s", "seeds": {"base": 1}, "outputs": outputs}
+        write_provenance(tmp_path / "p.json", provenance, iter(outputs))
+        assert (tmp_path / "p.json").read_text() == provenance_json(provenance)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from repliflow import hashing, pathgate, storage
 from repliflow.errors import RepliflowError, StoreMismatch
-from repliflow.layout import provenance_outputs, read_manifests
+from repliflow.layout import iter_provenance_outputs, read_manifests
 from repliflow.plan import BASELINE, Plan, Segment, build_plan
 from repliflow.stats import DEFAULT_CORRECTION
 from repliflow.stats.corrections import adjust
@@ -336,7 +336,7 @@ def _versions() -> dict[str, str]:
 
 
 def build_provenance(plan: Plan, manifests: dict, config_files: str) -> dict:
-    outputs = provenance_outputs(plan, manifests)
+    """provenance.json without its ``outputs`` (write_provenance streams them)."""
     code_path = plan.code_path
     return {
         "schema": PROVENANCE_SCHEMA,
@@ -368,7 +368,6 @@ def build_provenance(plan: Plan, manifests: dict, config_files: str) -> dict:
             "host": socket.gethostname(),
             "packages": _versions(),
         },
-        "outputs": outputs,
     }
 
 
@@ -390,7 +389,7 @@ def aggregate(plan: Plan, manifest_paths, out_dir: Path, config_files: str) -> N
     provenance["results"] = {name: hashing.sha256_hex(data) for name, data in tables.items()}
     for name, data in tables.items():
         storage.atomic_write(out_dir / name, data)
-    storage.atomic_write(out_dir / "provenance.json", provenance_json(provenance).encode())
+    write_provenance(out_dir / "provenance.json", provenance, iter_provenance_outputs(plan, manifests))
     keep_last_good(out_dir, [*tables, "provenance.json"])
 
 
@@ -437,6 +436,29 @@ def keep_last_good(out_dir: Path, names: list[str]) -> None:
             os.replace(staged, folder / name)
         except OSError:
             return
+
+
+def write_provenance(path: Path, head: dict, outputs) -> None:
+    """Write provenance.json as ``provenance_json`` would (the same text), with
+    the outputs encoded and written one at a time, through a temp file that
+    is then renamed: the whole text is never in memory."""
+    text = json.dumps(
+        {key: value for key, value in head.items() if key != "outputs"}, indent=1, allow_nan=False
+    )
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as handle:
+            handle.write(f'{text[:-2]},\n "outputs": [')
+            separator = "\n  "
+            for entry in outputs:
+                handle.write(separator + json.dumps(entry, allow_nan=False))
+                separator = ",\n  "
+            handle.write("]\n}" if separator == "\n  " else "\n ]\n}")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
 
 
 def provenance_json(provenance: dict) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -238,6 +239,31 @@ def _read_object(path: Path, kind: str) -> dict:
         raise BadRecord(str(path), f"cannot be read: {exc.strerror or exc}", kind=kind) from None
 
 
+# provenance.json as aggregate writes it: its outputs last, one per line.
+_OUTPUTS_START, _OUTPUTS_END = b'\n "outputs": [\n', b"\n ]\n}"
+
+
+def _read_provenance(path: Path) -> dict:
+    """provenance.json, its ``outputs`` read as placeholders (the report and the
+    plan only count them): at 200,000 outputs parsing them would hold ~220 MB.
+    A file in another layout (edited by hand, say) is parsed whole."""
+    data = _read_bytes(path, PROVENANCE)
+    at = data.find(_OUTPUTS_START)
+    if at == -1 or not data.endswith(_OUTPUTS_END):
+        return _read_object(path, PROVENANCE)
+    count = data.count(b"\n", at + len(_OUTPUTS_START), len(data) - len(_OUTPUTS_END)) + 1
+    try:
+        head = json.loads(data[:at] + b'\n "outputs": []\n}')
+    except (ValueError, RecursionError) as exc:
+        raise BadRecord(
+            str(path), f"is not valid JSON: {type(exc).__name__}: {exc}", kind=PROVENANCE
+        ) from None
+    if not isinstance(head, dict):
+        raise BadRecord(str(path), "does not hold a JSON object", kind=PROVENANCE)
+    head["outputs"] = [None] * count
+    return head
+
+
 def parse_metrics(text: str, path: Path) -> dict[tuple[str, str], list[float]]:
     """The text of ``metrics.csv`` as {(condition, metric): values by replicate}."""
     table = _Table(path, METRICS)
@@ -363,7 +389,7 @@ def load(metrics, hypotheses, provenance=None, directory=None) -> Results:
     record = {}
     if provenance:
         with contextlib.suppress(FileNotFoundError):  # no provenance.json: an empty record
-            record = check_provenance(_read_object(Path(provenance), PROVENANCE), Path(provenance))
+            record = check_provenance(_read_provenance(Path(provenance)), Path(provenance))
     results = Results(
         path=Path(directory) if directory is not None else Path(metrics).parent,
         values=values,
