@@ -135,7 +135,7 @@ def test_constant_paired_differences_under_wilcoxon_draw_their_error_bar(shifted
     assert result["mean_difference"] == pytest.approx(1.0)
     page = (shifted.results / "report.html").read_text()
     assert page.count("<svg") == 2 and "value: paired differences" in page and "could not" not in page
-    assert (shifted.results / "report.last-good.html").read_bytes() == page.encode()
+    assert (shifted.results / "last-good" / "report.html").read_bytes() == page.encode()
 
 
 def _fake_job(exp_root: Path) -> SimpleNamespace:
@@ -173,7 +173,7 @@ def test_a_report_that_cannot_be_rendered_keeps_the_tables_and_the_last_good_rep
     shutil.copytree(shifted.root, root, symlinks=True)
     results = root / "results" / "exp"
     good = (results / "report.html").read_text()
-    assert (results / "report.last-good.html").read_text() == good
+    assert (results / "last-good" / "report.html").read_text() == good
     monkeypatch.chdir(root)
     job = _fake_job(root)
     for name in ["metrics.csv", "hypotheses.json", "provenance.json", "report.html", "report.md"]:
@@ -188,22 +188,22 @@ def test_a_report_that_cannot_be_rendered_keeps_the_tables_and_the_last_good_rep
     _check_tables(results)
     page = (results / "report.html").read_text()
     assert "The report could not be rendered: RuntimeError: the renderer broke" in page
-    assert '<a href="report.last-good.html">' in page
+    assert '<a href="last-good/report.html">' in page
     assert "could not be rendered: RuntimeError: the renderer broke" in (results / "report.md").read_text()
-    assert (results / "report.last-good.html").read_text() == good  # kept as it was
+    assert (results / "last-good" / "report.html").read_text() == good  # kept as it was
     log = (results / "logs" / "aggregate.log").read_text()
     assert "RuntimeError: the renderer broke" in log and "Traceback" in log
     err = capsys.readouterr().err
     assert "repliflow: cannot render the report: RuntimeError: the renderer broke" in err
-    assert "report.last-good.html" in err
+    assert "last-good/report.html" in err
 
     # Fixed (the patch undone), the command the failed report names makes it again, and Snakemake
-    # left report.last-good.html (not an output of the rule) alone while it redid the job.
+    # left last-good/report.html (not an output of the rule) alone while it redid the job.
     monkeypatch.undo()
     run_snakemake(root, "--forcerun", "aggregate")
     page = (results / "report.html").read_text()
     assert "could not be rendered" not in page and page.count("<svg") == 2
-    assert (results / "report.last-good.html").read_text() == page
+    assert (results / "last-good" / "report.html").read_text() == page
 
 
 def test_a_plot_or_a_section_that_fails_is_a_note(shifted, monkeypatch):

@@ -486,7 +486,7 @@ def run_from_snakemake(smk) -> None:
     Only the tables can fail the job. The report never does (``report.publish``):
     what it cannot show, or why it could not be rendered at all, goes to the
     log, to stderr and into the report, and the last report that rendered is
-    kept as ``report.last-good.html``."""
+    kept as ``last-good/report.html``."""
     from repliflow import report
 
     with open(smk.log[0], "w") as log:

@@ -12,7 +12,7 @@ Rendering never loses the tables: a plot that cannot be drawn or a section
 that cannot be built becomes a note in its place (``note`` blocks, also
 returned to be logged), and ``publish`` turns a report that cannot be
 rendered at all into a short report saying why. Every report that rendered is
-also kept as ``report.last-good.html`` (and ``.md``), which Snakemake does not
+also kept as ``last-good/report.html`` (and ``.md``), which Snakemake does not
 know of and so never deletes; a failed report links to it.
 """
 
@@ -677,9 +677,16 @@ def render(results: Results) -> tuple[str, str, list[str]]:
     return to_html(blocks, f"repliflow: {name}"), to_markdown(blocks), notes(blocks)
 
 
+LAST_GOOD = "last-good"  # beside the tables' links (aggregate.LAST_GOOD)
+
+
 def last_good(path: Path) -> Path:
-    """Where the last report that rendered is kept: ``report.html`` -> ``report.last-good.html``."""
-    return path.with_name(f"{path.stem}.last-good{path.suffix}")
+    """Where the last report that rendered is kept: ``report.html`` -> ``last-good/report.html``."""
+    return path.parent / LAST_GOOD / path.name
+
+
+def _relative(path: Path) -> str:
+    return f"{LAST_GOOD}/{path.name}"
 
 
 def write_report(results_dir: Path, html_path: Path, md_path: Path) -> list[str]:
@@ -713,10 +720,11 @@ def failure_blocks(results_dir: Path, html_path: Path, md_path: Path, reason: st
         blocks += [
             Block(
                 "p",
-                f"The last report that rendered is kept as `{kept.name}` (and `{last_good(md_path).name}`), "
+                f"The last report that rendered is kept as `{_relative(kept)}` (and "
+                f"`{_relative(last_good(md_path))}`), "
                 f"written {made}: it shows the tables of that run, which may differ from these.",
             ),
-            Block("link", f"Open the last good report ({kept.name})", href=kept.name),
+            Block("link", f"Open the last good report ({_relative(kept)})", href=_relative(kept)),
         ]
     else:
         blocks.append(Block("p", "No earlier report rendered here, so there is no last good one to show."))
