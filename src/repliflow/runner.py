@@ -181,6 +181,34 @@ class BlockRunner:
             return None
         return sidecar, os.lstat(storage.sidecar_path(self.store, key)).st_size
 
+    def _load_input(self, replicate: int, step: str, key: str, known: tuple[dict, int] | None):
+        """The value and sha256 of the stored input ``key``, or a StepError
+        that says what to do: a damaged input goes to quarantine, and the next
+        run makes it again (its own job) before this step."""
+        try:
+            return storage.load(self.store, key, known and known[0]["output"])
+        except UntrustedError as exc:
+            cause, message = exc, str(exc).removeprefix("repliflow: ")
+        except IntegrityError as exc:
+            names = [f"{key}.{ext}" for ext in storage.EXTENSIONS.values()]
+            moved = storage.quarantine(self.store, key, [*names, f"{key}{storage.SIDECAR_SUFFIX}"], str(exc))
+            cause, message = (
+                exc,
+                (
+                    f"its input {key} is damaged ({exc}); moved {', '.join(moved) or 'nothing'} to "
+                    "quarantine: run the same command again, which recomputes it and then this step"
+                ),
+            )
+        except (OSError, RepliflowError) as exc:
+            cause, message = (
+                exc,
+                (
+                    f"cannot read its input {key} ({exc}); run the same command again, which re-runs the "
+                    "job that makes it"
+                ),
+            )
+        raise StepError(message, condition=self.condition, replicate=replicate, step=step) from cause
+
     def _quarantine(self, key: str, names: list[str], why: str, replicate: int) -> None:
         moved = storage.quarantine(self.store, key, names, why)
         if moved:
@@ -196,36 +224,9 @@ class BlockRunner:
             data, upstream = None, None
         else:
             upstream_key = keys[first - 1]
-            known = sidecars.get(first - 1)
-            try:
-                data, sha = storage.load(self.store, upstream_key, known and known[0]["output"])
-            except UntrustedError as exc:
-                raise StepError(
-                    str(exc).removeprefix("repliflow: "),
-                    condition=self.condition,
-                    replicate=replicate,
-                    step=self.steps[first].name,
-                ) from exc
-            except IntegrityError as exc:
-                # Its bytes no longer match: quarantined now, its own job makes it again next run.
-                names = [f"{upstream_key}.{ext}" for ext in storage.EXTENSIONS.values()]
-                names.append(f"{upstream_key}{storage.SIDECAR_SUFFIX}")
-                moved = storage.quarantine(self.store, upstream_key, names, str(exc))
-                raise StepError(
-                    f"its input {upstream_key} is damaged ({exc}); moved {', '.join(moved) or 'nothing'} "
-                    "to quarantine: run the same command again, which recomputes it and then this step",
-                    condition=self.condition,
-                    replicate=replicate,
-                    step=self.steps[first].name,
-                ) from exc
-            except (OSError, RepliflowError) as exc:
-                raise StepError(
-                    f"cannot read its input {upstream_key} ({exc}); run the same command again, "
-                    "which re-runs the job that makes it",
-                    condition=self.condition,
-                    replicate=replicate,
-                    step=self.steps[first].name,
-                ) from exc
+            data, sha = self._load_input(
+                replicate, self.steps[first].name, upstream_key, sidecars.get(first - 1)
+            )
             upstream = {"key": upstream_key, "sha256": sha}
         last = len(self.steps) - 1
         for position in range(first, last + 1):
