@@ -152,6 +152,8 @@ def test_on_failure_missing_counts_failed_replicates_as_missing_and_retries_them
     assert rows and all(r.endswith(",") for r in rows)  # empty: missing
     board = status(experiment.root / "config.yaml", experiment.root)
     assert board.counts["baseline"]["failed"] == 1 and not board.complete
+    report = (experiment.results / "report.md").read_text()
+    assert "on_failure: missing" in report and "crashy" in report
 
     (experiment.root / "fixed").write_text("")
     experiment.reset_calls()

@@ -507,6 +507,10 @@ def _verdicts(results: Results) -> list[Block]:
     return blocks
 
 
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _missing(results: Results) -> list[Block]:
     blocks = [Block("h2", "Failed or missing replicates")]
     rows = []
@@ -516,12 +520,27 @@ def _missing(results: Results) -> list[Block]:
             bad = [str(r) for r, v in enumerate(values) if not math.isfinite(v)]
             if bad:
                 rows.append([metric, condition, str(len(bad)), ", ".join(bad)])
+    failed = [
+        [condition, str(record["replicate"]), str(record.get("step", "")), _clip(record["error"])]
+        for condition, records in results.failed.items()
+        for record in records
+    ]
+    if failed:
+        blocks.append(
+            Block(
+                "p",
+                "These replicates failed (`on_failure: missing`): their metrics are counted as missing "
+                "below, and the next run retries them.",
+            )
+        )
+        blocks.append(Block("table", headers=["condition", "replicate", "step", "error"], rows=failed))
     if rows:
         blocks.append(
             Block(
                 "p",
-                "These replicates ran but returned a NaN, infinite or no value for a metric. Tests leave "
-                "them out and count them (the missing columns above); paired tests drop the whole pair.",
+                "These replicates returned a NaN, infinite or no value for a metric (or failed, above). "
+                "Tests leave them out and count them (the missing columns above); paired tests drop the "
+                "whole pair.",
             )
         )
         blocks.append(Block("table", headers=["metric", "condition", "count", "replicates"], rows=rows))
@@ -530,8 +549,8 @@ def _missing(results: Results) -> list[Block]:
     blocks.append(
         Block(
             "small",
-            "A step that raises ends its job before any report is made; the job's log under `logs/` "
-            "names the replicate and keeps the traceback.",
+            "With `on_failure: stop` (the default) a step that fails ends its job before any report is "
+            "made; the job's log under `logs/` names the replicate and keeps the traceback.",
         )
     )
     return blocks

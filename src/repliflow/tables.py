@@ -17,7 +17,7 @@ import io
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from repliflow import pathgate
@@ -42,6 +42,8 @@ class Results:
     values: dict[tuple[str, str], list[float]]
     hypotheses: list[dict]
     provenance: dict
+    # per condition, replicates that failed under on_failure: missing ({"replicate", "step", "error"})
+    failed: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
     def conditions(self) -> list[str]:
@@ -351,6 +353,23 @@ def check_hypotheses(document: dict, path: Path) -> list[dict]:
     return hypotheses
 
 
+def check_failed(document: dict, path: Path) -> dict[str, list[dict]]:
+    """hypotheses.json's ``failed_replicates`` (on_failure: missing), typed; {} when absent."""
+    table = _Table(path, HYPOTHESES)
+    failed = document.get("failed_replicates") or {}
+    table.check(document, {"failed_replicates": _optional(OBJECT)})
+    table.names(failed, "failed_replicates", LIST)
+    for condition, records in failed.items():
+        for index, record in enumerate(records):
+            where = f"failed_replicates[{condition!r}][{index}]"
+            if not isinstance(record, dict):
+                table.fail(f"{where} is {_shown(record)}, expected an object")
+            table.check(
+                record, {"replicate": COUNT, "step": TEXT, "error": TEXT}, where, ("replicate", "error")
+            )
+    return failed
+
+
 def check_provenance(provenance: dict, path: Path) -> dict:
     """provenance.json, every field the report and the plan read typed."""
     table = _Table(path, PROVENANCE)
@@ -385,7 +404,9 @@ def load(metrics, hypotheses, provenance=None, directory=None) -> Results:
     missing provenance.json reads as {}."""
     hypotheses = Path(hypotheses)
     values = read_metrics(Path(metrics))
-    checked = check_hypotheses(_read_object(hypotheses, HYPOTHESES), hypotheses)
+    document = _read_object(hypotheses, HYPOTHESES)
+    checked = check_hypotheses(document, hypotheses)
+    failed = check_failed(document, hypotheses)
     record = {}
     if provenance:
         with contextlib.suppress(FileNotFoundError):  # no provenance.json: an empty record
@@ -395,6 +416,7 @@ def load(metrics, hypotheses, provenance=None, directory=None) -> Results:
         values=values,
         hypotheses=checked,
         provenance=record,
+        failed=failed,
     )
     conditions = set(results.conditions)
     for hypothesis in checked:
