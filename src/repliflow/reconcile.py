@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,8 +171,8 @@ def _block_of(manifest_path: str) -> tuple[int, int] | None:
 def _damaged(store: Path, wanted: dict[str, list]) -> list[tuple[str, str]]:
     """(manifest, why) for each listed file that is missing, not a regular
     file, of another size than recorded, or modified after its manifest was
-    written. One thread per core, each a store folder at a time: lstat
-    releases the GIL, and names are looked up relative to the folder."""
+    written. Names are looked up relative to each store folder (a short
+    path walk for the kernel)."""
 
     def check(folder: str) -> list[tuple[str, str]]:
         found = []
@@ -204,11 +203,9 @@ def _damaged(store: Path, wanted: dict[str, list]) -> list[tuple[str, str]]:
             os.close(fd)
         return found
 
-    folders = sorted(wanted)
-    if sum(len(files) for files in wanted.values()) < 4000:
-        return [item for folder in folders for item in check(folder)]
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        return [item for part in pool.map(check, folders) for item in part]
+    # One thread: with two, the GIL hand-offs around each lstat made it slower
+    # here (1.7 s alone, 2.0 s with two, 3.0 s with four, at 400,000 files).
+    return [item for folder in sorted(wanted) for item in check(folder)]
 
 
 def repair_record(plan: Plan) -> list[str]:
