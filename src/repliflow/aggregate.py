@@ -27,7 +27,7 @@ from pathlib import Path
 
 from repliflow import hashing, pathgate, storage
 from repliflow.errors import RepliflowError, StoreMismatch
-from repliflow.layout import iter_provenance_outputs, read_manifests
+from repliflow.layout import LAST_GOOD, iter_provenance_outputs, read_manifests
 from repliflow.plan import BASELINE, Plan, Segment, build_plan
 from repliflow.stats import DEFAULT_CORRECTION
 from repliflow.stats.corrections import adjust
@@ -413,9 +413,6 @@ def _set_aside(plan: Plan, manifests: dict, exc: StoreMismatch) -> RepliflowErro
         f"{exc}; moved {', '.join(moved) or 'nothing'} to {plan.results_dir}/quarantine: run the same "
         "command again to recompute it"
     )
-
-
-LAST_GOOD = "last-good"
 
 
 def keep_last_good(out_dir: Path, names: list[str]) -> None:

@@ -43,12 +43,11 @@ from typing import NamedTuple
 
 from repliflow import hashing
 from repliflow.errors import BadRecord, ConfigError, RepliflowError, UnsafePathError
-from repliflow.layout import LayoutError, output_paths, read_provenance
+from repliflow.layout import LAST_GOOD, LayoutError, output_paths, read_provenance
 from repliflow.pathgate import check_results_tree, hash_file, read_json
 from repliflow.records import check_sidecar
 
 AUDIT_SCHEMA = "repliflow.audit/1"
-LAST_GOOD = "last-good"  # aggregate.LAST_GOOD: the tables of the last aggregate that finished
 TABLES = ("metrics.csv", "hypotheses.json")
 CHUNK = 1000  # outputs per worker task
 PARALLEL_FROM = 2000  # fewer outputs are checked in this process

@@ -25,7 +25,10 @@ from repliflow.plan import NAME_PATTERN, Plan
 PROVENANCE_SCHEMA = "repliflow.provenance/2"
 KEY_PATTERN = re.compile(rf"^[0-9a-f]{{{hashing.KEY_LENGTH}}}$")
 OUTPUT_SUFFIXES = frozenset(storage.EXTENSIONS.values())
-SIDECAR_SUFFIX = ".meta.json"
+SIDECAR_SUFFIX = storage.SIDECAR_SUFFIX
+# Hard links to the tables of the last aggregate that finished, and a copy of
+# the last report that rendered: Snakemake deletes a job's outputs before it runs.
+LAST_GOOD = "last-good"
 
 
 def is_key(text: object) -> bool:
@@ -85,30 +88,18 @@ def output_paths(entry: dict, where: str = "output") -> tuple[str, str]:
     return path, sidecar
 
 
-def read_json_object(path: Path, kind: str = "record") -> dict:
-    """A JSON object from the regular file ``path``; LayoutError naming the file otherwise."""
-    from repliflow.pathgate import read_json_object as read
-
-    try:
-        return read(path, kind)
-    except FileNotFoundError:
-        raise LayoutError(f"{path} is missing") from None
-
-
-def read_provenance(results: Path, name: str = "provenance.json") -> dict:
+def read_provenance(results: Path) -> dict:
     """``provenance.json`` of ``results``, checked for its schema version and the
     types of its top-level fields (each output entry is checked by its reader)."""
-    from repliflow.pathgate import check_results_tree
+    from repliflow.pathgate import check_results_tree, read_json_object
     from repliflow.records import check_provenance
 
-    path = results / name
+    path = results / "provenance.json"
     check_results_tree(results)
     try:
         provenance = read_json_object(path, "provenance")
-    except LayoutError as exc:
-        if not os.path.lexists(path):
-            raise LayoutError(f"{path} is missing: run the workflow first") from None
-        raise exc
+    except FileNotFoundError:
+        raise LayoutError(f"{path} is missing: run the workflow first") from None
     schema = provenance.get("schema")
     if schema != PROVENANCE_SCHEMA:
         raise LayoutError(

@@ -34,6 +34,7 @@ from typing import TextIO
 
 from repliflow import plots, storage
 from repliflow.errors import RepliflowError
+from repliflow.layout import LAST_GOOD
 from repliflow.report_grid import grid_blocks
 from repliflow.stats import PAIRED
 from repliflow.stats import power as power_plan
@@ -694,9 +695,6 @@ def render(results: Results) -> tuple[str, str, list[str]]:
     blocks = build(results)
     name = results.provenance.get("experiment", results.path.name)
     return to_html(blocks, f"repliflow: {name}"), to_markdown(blocks), notes(blocks)
-
-
-LAST_GOOD = "last-good"  # beside the tables' links (aggregate.LAST_GOOD)
 
 
 def last_good(path: Path) -> Path:
