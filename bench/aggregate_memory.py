@@ -7,14 +7,14 @@ Builds, in a fresh directory under bench/work/, what a finished run leaves for
 the ``aggregate`` job to read, without running a step: the plan of a real
 config and code file (a datasource and one metrics step; a baseline and two
 treatments that differ in the metrics step, so the datasource is shared),
-every block manifest in the runner's format (``repliflow.runner.write_manifest``,
+every block manifest in the runner's format (``repliflow.engine.runner.write_manifest``,
 the keys from the planner) and every final output the manifests name, encoded
-by ``repliflow.storage.encode`` at its store path. The datasource outputs and
+by ``repliflow.store.storage.encode`` at its store path. The datasource outputs and
 the sidecars are not written: aggregate never opens them (it reads the final
 outputs through the manifests' sha256).
 
 Then it runs, in a fresh Python process (as the Snakemake job is one),
-``repliflow.aggregate.aggregate(...)`` followed by ``repliflow.report.publish(...)``,
+``repliflow.engine.aggregate.aggregate(...)`` followed by ``repliflow.report.document.publish(...)``,
 exactly what ``run_from_snakemake`` does, and reads that process's peak RSS
 with ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``. The child also prints
 its own peak after the tables (so the report's share shows) and each phase's
@@ -87,9 +87,10 @@ def build(root: Path, replicates: int, verifiers: list[str]) -> tuple[int, int]:
     """steps.py, config.yaml, every manifest and every final output; (manifests, outputs)."""
     import numpy as np
 
-    from repliflow import hashing, storage
-    from repliflow.layout import load_plan, segment_keys
-    from repliflow.runner import write_manifest
+    from repliflow.core import hashing
+    from repliflow.engine.runner import write_manifest
+    from repliflow.store import storage
+    from repliflow.store.layout import load_plan, segment_keys
 
     (root / "steps.py").write_text(STEPS)
     (root / "config.yaml").write_text(json.dumps(config(replicates, verifiers), indent=1))
@@ -151,9 +152,9 @@ def child(root: Path) -> int:
     """The aggregate job: tables, then the report, in this process; one JSON line of facts."""
     os.chdir(root)
     clock = time.perf_counter()
-    from repliflow import report
-    from repliflow.aggregate import aggregate
-    from repliflow.layout import load_plan
+    from repliflow.engine.aggregate import aggregate
+    from repliflow.report import document as report
+    from repliflow.store.layout import load_plan
 
     plan = load_plan("config.yaml", ".")
     paths = [plan.manifest_path(b) for segment in plan.segments.values() for b in plan.blocks(segment)]

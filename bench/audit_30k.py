@@ -40,9 +40,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from repliflow import hashing, storage  # noqa: E402
-from repliflow.aggregate import build_provenance  # noqa: E402
-from repliflow.layout import load_plan, segment_keys  # noqa: E402
+from repliflow.core import hashing  # noqa: E402
+from repliflow.engine.aggregate import build_provenance  # noqa: E402
+from repliflow.store import storage  # noqa: E402
+from repliflow.store.layout import load_plan, segment_keys  # noqa: E402
 
 BUDGET = 10.0  # seconds the issue allows for auditing 30k outputs
 
@@ -227,9 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary trees")
     args = parser.parse_args(argv)
 
-    from repliflow.audit import audit
-    from repliflow.gc import collect
-    from repliflow.status import status
+    from repliflow.engine.status import status
+    from repliflow.store.audit import audit
+    from repliflow.store.gc import collect
 
     started = time.perf_counter()
     load = os.getloadavg()[0]

@@ -283,8 +283,8 @@ def expect_jobs(what: str, log: str, expected: int) -> None:
 def count_work(config: dict, workdir: Path) -> tuple[int, int]:
     """(segment jobs, replicate-steps computed) as the planner sees them, so
     the divisors follow the plan rather than a hand count."""
-    from repliflow.config import validate_config
-    from repliflow.plan import build_plan
+    from repliflow.core.config import validate_config
+    from repliflow.core.plan import build_plan
 
     plan = build_plan(validate_config(config), workdir=str(workdir))
     jobs = sum(len(plan.blocks(segment)) for segment in plan.segments.values())

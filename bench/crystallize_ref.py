@@ -44,8 +44,8 @@ from crystallize import (
     pipeline_step,
 )
 
-from repliflow.context import Context
-from repliflow.hashing import replicate_seed, step_seed
+from repliflow.core.context import Context
+from repliflow.core.hashing import replicate_seed, step_seed
 
 CONFIG = refloop.CONFIG
 

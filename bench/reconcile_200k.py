@@ -5,7 +5,7 @@ Builds, in a fresh temporary directory, the store and block manifests of the
 issue's large experiment (50,000 replicates; a shared datasource plus one
 step in each of 3 conditions: 200,000 replicate-steps, 400,000 files with
 the sidecars), laid out exactly as the runner writes them, without running
-any step. Then times ``repliflow.reconcile.reconcile`` (what the Snakefile
+any step. Then times ``repliflow.store.reconcile.reconcile`` (what the Snakefile
 calls before Snakemake builds its DAG) on the intact tree, with the files in
 the page cache (as right after a run), and checks that it finds one
 truncated output.
@@ -30,8 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from repliflow.layout import segment_keys  # noqa: E402
-from repliflow.plan import build_plan  # noqa: E402
+from repliflow.core.plan import build_plan  # noqa: E402
+from repliflow.store.layout import segment_keys  # noqa: E402
 
 BUDGET_S = 0.5
 STEPS = textwrap.dedent(
@@ -61,7 +61,7 @@ def config(replicates: int, block: int) -> dict:
 
 def build(root: Path, replicates: int, block: int):
     (root / "steps.py").write_text(STEPS)
-    from repliflow.config import validate_config
+    from repliflow.core.config import validate_config
 
     plan = build_plan(validate_config(config(replicates, block)), workdir=str(root))
     keys = segment_keys(plan)
@@ -116,7 +116,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the temporary tree")
     args = parser.parse_args()
-    from repliflow.reconcile import reconcile
+    from repliflow.store.reconcile import reconcile
 
     root = Path(tempfile.mkdtemp(prefix="repliflow-reconcile-"))
     try:

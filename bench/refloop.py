@@ -17,7 +17,7 @@ Writes `[[condition, replicate, metric, value], ...]` to ROWS.json and prints
 `{"loop_s": seconds}`: the loop's own time, after the imports.
 
 Needs repliflow's src/ on PYTHONPATH (the benchmarks set it). No repliflow
-code other than `repliflow.context` and `repliflow.hashing` is used.
+code other than `repliflow.core.context` and `repliflow.core.hashing` is used.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-from repliflow.context import Context
-from repliflow.hashing import replicate_seed, step_seed
+from repliflow.core.context import Context
+from repliflow.core.hashing import replicate_seed, step_seed
 
 CONFIG: dict = {}
 STEPS = None

@@ -14,7 +14,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The per-user key that signs pickles (repliflow.trust): one for the test
+# The per-user key that signs pickles (repliflow.store.trust): one for the test
 # session, never the developer's own; subprocesses (snakemake, jobs) inherit it.
 os.environ["REPLIFLOW_TRUST_KEY_FILE"] = str(Path(tempfile.mkdtemp(prefix="repliflow-key-")) / "trust.key")
 
@@ -22,7 +22,7 @@ os.environ["REPLIFLOW_TRUST_KEY_FILE"] = str(Path(tempfile.mkdtemp(prefix="repli
 def store_value(store, key: str, value, **fields):
     """Store ``value`` as the output of ``key`` the way a job does, with a
     complete sidecar (``fields`` override its recipe fields)."""
-    from repliflow import storage
+    from repliflow.store import storage
 
     encoded = storage.encode(value)
     sidecar = {

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from repliflow.aggregate import provenance_json
+from repliflow.engine.aggregate import provenance_json
 
 OUTPUT = {"key": "ab" * 10, "path": "store/ab/x.json", "sha256": "f" * 64, "conditions": ["baseline", "b"]}
 
@@ -37,7 +37,7 @@ def test_nan_is_refused():
 
 
 def test_write_provenance_streams_the_same_text(tmp_path):
-    from repliflow.aggregate import write_provenance
+    from repliflow.engine.aggregate import write_provenance
 
     for outputs in ([], [OUTPUT, {**OUTPUT, "replicate": 1}]):
         provenance = {"schema": "s", "seeds": {"base": 1}, "outputs": outputs}

@@ -10,9 +10,9 @@ import pytest
 import yaml
 from conftest import REPO
 
-from repliflow import audit as audit_module
-from repliflow.audit import audit
 from repliflow.cli import main
+from repliflow.store import audit as audit_module
+from repliflow.store.audit import audit
 
 
 @pytest.fixture
@@ -211,7 +211,7 @@ def test_edited_metrics_table_is_named(results, capsys):
     table.write_text(table.read_text().replace("baseline", "baseIine", 1))
     assert main(["audit", "--json", str(results)]) == 1
     report = json.loads(capsys.readouterr().out)
-    assert report["ok"] is False and report["schema"] == "repliflow.audit/1"
+    assert report["ok"] is False and report["schema"] == "repliflow.store.audit/1"
     assert [(p["kind"], p["path"]) for p in report["problems"]] == [("table", str(table))]
 
 
@@ -266,7 +266,8 @@ def test_provenance_and_sidecars_follow_their_schemas(results):
     Draft202012Validator(provenance_schema).validate(provenance)
     for output in provenance["outputs"]:
         Draft202012Validator(sidecar_schema).validate(json.loads((results / output["sidecar"]).read_text()))
-    from repliflow import aggregate, layout
+    from repliflow.engine import aggregate
+    from repliflow.store import layout
 
     assert provenance_schema["properties"]["schema"]["const"] == aggregate.PROVENANCE_SCHEMA
     assert layout.PROVENANCE_SCHEMA == aggregate.PROVENANCE_SCHEMA

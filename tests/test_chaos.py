@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from conftest import SLOW_STEPS, Experiment, counting_config, snakemake_command
 
-from repliflow.audit import audit
+from repliflow.store.audit import audit
 
 SEED = 20261201
 ROUNDS = int(os.environ.get("REPLIFLOW_CHAOS_ROUNDS", 20))
@@ -46,7 +46,7 @@ def _runner_pids(root: Path) -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if b"repliflow.runner" in (entry / "cmdline").read_bytes() and os.readlink(
+                if b"repliflow.engine.runner" in (entry / "cmdline").read_bytes() and os.readlink(
                     entry / "cwd"
                 ) == str(root):
                     pids.append(int(entry.name))

@@ -17,11 +17,11 @@ import pytest
 import yaml
 from conftest import COUNTING_STEPS, REPO, Experiment, counting_config
 
-from repliflow import resources
-from repliflow.cluster import BlockJobs, rule_function
-from repliflow.config import validate_config
+from repliflow.core.config import validate_config
+from repliflow.core.plan import build_plan
 from repliflow.errors import ConfigError
-from repliflow.plan import build_plan
+from repliflow.snakemake import resources
+from repliflow.snakemake.blocks import BlockJobs, rule_function
 
 HAS_SLURM_PLUGIN = importlib.util.find_spec("snakemake_executor_plugin_slurm") is not None
 HAS_HTCONDOR_PLUGIN = importlib.util.find_spec("snakemake_executor_plugin_htcondor") is not None

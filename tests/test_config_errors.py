@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from conftest import COUNTING_STEPS, Experiment, counting_config
 
-from repliflow.config import validate_config
+from repliflow.core.config import validate_config
+from repliflow.core.plan import build_plan
 from repliflow.errors import ConfigError
-from repliflow.plan import build_plan
 
 CFG = "cfg.yaml"
 
@@ -316,8 +316,8 @@ def test_the_table_of_builtin_params_is_their_signatures():
     import inspect
 
     from repliflow.stats import BUILTIN_PARAMS, PARAM_CHOICES
-    from repliflow.stats.verifiers import BUILTINS
-    from repliflow.verifiers import check_params
+    from repliflow.stats.builtin import BUILTINS
+    from repliflow.stats.registry import check_params
 
     assert set(BUILTIN_PARAMS) == set(BUILTINS)
     for name, function in BUILTINS.items():
@@ -338,7 +338,7 @@ def test_planning_does_not_import_scipy(workdir):
     config = counting_config(hypotheses=one_hypothesis("wilcoxon", {"alpha": 0.01, "method": "exact"}))
     code = (
         "import json, sys\n"
-        "from repliflow.plan import build_plan\n"
+        "from repliflow.core.plan import build_plan\n"
         f"build_plan(json.loads({json.dumps(json.dumps(config))}), workdir={str(workdir)!r})\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'numpy')))\n"
     )
@@ -545,8 +545,8 @@ import math as _math  # noqa: E402
 
 from conftest import REPO  # noqa: E402
 
-from repliflow.config import check_config_files, load_config_file  # noqa: E402
-from repliflow.layout import load_plan  # noqa: E402
+from repliflow.core.config import check_config_files, load_config_file  # noqa: E402
+from repliflow.store.layout import load_plan  # noqa: E402
 
 
 @pytest.mark.parametrize(
@@ -746,7 +746,7 @@ def test_snakemake_non_utf8_code_file(tmp_path):
 
 @pytest.mark.skipif(
     "check_config_files" not in (REPO / "workflow" / "rules" / "common.smk").read_text(),
-    reason="runs once common.smk calls repliflow.config.check_config_files(workflow.configfiles)",
+    reason="runs once common.smk calls repliflow.core.config.check_config_files(workflow.configfiles)",
 )
 def test_snakemake_duplicate_key(tmp_path):
     exp = Experiment(tmp_path, counting_config())

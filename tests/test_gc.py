@@ -9,11 +9,11 @@ import pytest
 import yaml
 from conftest import counting_config
 
-from repliflow import gc as gc_module
-from repliflow.audit import audit
 from repliflow.cli import main
 from repliflow.errors import RepliflowError
-from repliflow.gc import collect, gc
+from repliflow.store import gc as gc_module
+from repliflow.store.audit import audit
+from repliflow.store.gc import collect, gc
 
 
 def _provenance(experiment) -> dict:

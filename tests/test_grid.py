@@ -13,9 +13,9 @@ import yaml
 from conftest import COUNTING_STEPS, REPO
 from test_plan import plan_for
 
-from repliflow import grid
+from repliflow.core import grid
 from repliflow.errors import ConfigError
-from repliflow.report_grid import grid_blocks
+from repliflow.report.grid import grid_blocks
 
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
 NAME = SCHEMA["$defs"]["name"]
@@ -58,7 +58,7 @@ def test_names_depend_only_on_the_config_across_processes(workdir):
     names are concerned) name the cells identically, and as the test expects."""
     script = (
         "import json, sys, yaml\n"
-        "from repliflow.grid import cells\n"
+        "from repliflow.core.grid import cells\n"
         "print(json.dumps([c.name for c in cells(yaml.safe_load(sys.stdin.read())['grid'])]))\n"
     )
     text = yaml.safe_dump({"grid": GRID_3x3x2}, sort_keys=False)  # axis order is part of the config

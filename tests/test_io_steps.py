@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from repliflow import storage
-from repliflow.config import validate_config
+from repliflow.core.config import validate_config
+from repliflow.core.plan import build_plan
+from repliflow.engine.runner import BlockRunner
 from repliflow.errors import StepError
-from repliflow.plan import build_plan
-from repliflow.runner import BlockRunner
+from repliflow.store import storage
 
 WAIT = 0.1  # seconds each simulated request waits
 REQUESTS = 8

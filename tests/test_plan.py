@@ -8,9 +8,9 @@ import re
 import pytest
 from conftest import COUNTING_STEPS, REPO, Experiment, counting_config
 
-from repliflow import hashing
-from repliflow.config import validate_config
-from repliflow.plan import build_plan, spec_json
+from repliflow.core import hashing
+from repliflow.core.config import validate_config
+from repliflow.core.plan import build_plan, spec_json
 
 
 @pytest.fixture

@@ -20,9 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from repliflow import report, tables
 from repliflow.cli import main
 from repliflow.errors import BadRecord
+from repliflow.report import document as report
+from repliflow.report import tables
 
 BASELINE = [1.0, 1.3, 0.8, 1.1, 0.9]
 SMALL = [1.2, 1.4, 0.9, 1.3, 1.1]

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import Experiment, counting_config, snakemake_command
 
-from repliflow.audit import audit
-from repliflow.gc import collect
-from repliflow.status import status
+from repliflow.engine.status import status
+from repliflow.store.audit import audit
+from repliflow.store.gc import collect
 
 
 @pytest.fixture

@@ -242,7 +242,7 @@ def test_report_renders_in_headless_chromium_with_its_plots(run, tmp_path):
 
 
 def _figures(salt="s"):
-    from repliflow import plots
+    from repliflow.report import plots
 
     conditions = ["baseline", "small", "big"]
     values = {

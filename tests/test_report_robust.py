@@ -22,8 +22,9 @@ import pytest
 import yaml
 from conftest import REPO, Experiment, counting_config, run_snakemake
 
-from repliflow import plots, report
-from repliflow.tables import read_results
+from repliflow.report import document as report
+from repliflow.report import plots
+from repliflow.report.tables import read_results
 
 SOURCE = """
 def source(ctx, *, n=5):
@@ -141,8 +142,8 @@ def test_constant_paired_differences_under_wilcoxon_draw_their_error_bar(shifted
 def _fake_job(exp_root: Path) -> SimpleNamespace:
     """What Snakemake hands the aggregate rule's script, for the experiment in
     ``exp_root`` (the current directory)."""
-    from repliflow.config import validate_config
-    from repliflow.plan import build_plan
+    from repliflow.core.config import validate_config
+    from repliflow.core.plan import build_plan
 
     config = validate_config(
         yaml.safe_load((exp_root / "config.yaml").read_text()),
@@ -167,7 +168,7 @@ def _fake_job(exp_root: Path) -> SimpleNamespace:
 def test_a_report_that_cannot_be_rendered_keeps_the_tables_and_the_last_good_report(
     shifted, tmp_path, monkeypatch, capsys
 ):
-    from repliflow.aggregate import run_from_snakemake
+    from repliflow.engine.aggregate import run_from_snakemake
 
     root = tmp_path / "copy"
     shutil.copytree(shifted.root, root, symlinks=True)
@@ -241,8 +242,8 @@ def test_summaries_do_not_overflow():
 
 
 def test_grid_heatmaps_take_values_near_the_float_maximum_and_infinite_ones():
-    from repliflow import grid
-    from repliflow.report_grid import grid_blocks
+    from repliflow.core import grid
+    from repliflow.report.grid import grid_blocks
 
     grid_config = {"datasource.n": [3, 5], "scale.factor": [1.0, 2.0]}
     cells = [cell.name for cell in grid.cells(grid_config)]

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from conftest import COUNTING_STEPS, counting_config
 
-from repliflow import storage
-from repliflow.config import validate_config
+from repliflow.core.config import validate_config
+from repliflow.core.plan import build_plan
+from repliflow.engine.runner import BlockRunner
 from repliflow.errors import StepError
-from repliflow.plan import build_plan
-from repliflow.runner import BlockRunner
+from repliflow.store import storage
 
 EXTRA_STEPS = textwrap.dedent(
     """

@@ -10,9 +10,9 @@ import pickle
 import pytest
 from conftest import store_value
 
-from repliflow import storage
-from repliflow.audit import audit
 from repliflow.errors import IntegrityError
+from repliflow.store import storage
+from repliflow.store.audit import audit
 
 KEY = "ab" + "3" * 18
 

@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 from conftest import counting_config
 
-from repliflow import hashing, storage
-from repliflow.config import validate_config
-from repliflow.plan import build_plan
-from repliflow.runner import BlockRunner
+from repliflow.core import hashing
+from repliflow.core.config import validate_config
+from repliflow.core.plan import build_plan
+from repliflow.engine.runner import BlockRunner
+from repliflow.store import storage
 
 MILLION = 1_000_000
 BASES = (0, 1, 42, 2**63)
@@ -183,7 +184,7 @@ def test_legacy_seed_is_32_bit_words_numpy_random_seed_takes():
 
 def test_seeds_are_the_same_in_another_process():
     code = (
-        "from repliflow import hashing\n"
+        "from repliflow.core import hashing\n"
         "s = [hashing.replicate_seed(b, r) for b in (0, 42, -3, 2**63) for r in (0, 1, 999_999)]\n"
         "print([s, [hashing.step_seed(x, p) for x in s for p in (0, 5)]])\n"
     )

@@ -24,7 +24,7 @@ from scipy import stats
 
 from repliflow.cli import main
 from repliflow.stats import BUILTIN_NAMES, PAIRED
-from repliflow.stats.verifiers import BUILTINS
+from repliflow.stats.builtin import BUILTINS
 
 RUNS = 400
 N = 50  # the default experiment's replicates

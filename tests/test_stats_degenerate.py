@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from repliflow.stats import BUILTIN_NAMES, PAIRED
-from repliflow.stats.verifiers import BUILTINS
+from repliflow.stats.builtin import BUILTINS
 
 ALL = pytest.mark.parametrize("name", BUILTIN_NAMES)
 SAMPLE = [0.3, 1.2, -0.4, 2.2, 0.9, 1.7, -1.1, 0.5]

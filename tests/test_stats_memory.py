@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from repliflow.stats import verifiers
-from repliflow.stats.verifiers import BUILTINS
+from repliflow.stats import builtin as verifiers
+from repliflow.stats.builtin import BUILTINS
 
 ALTERNATIVES = ("two-sided", "greater", "less")
 
@@ -260,7 +260,7 @@ def test_a_verifier_at_10000_replicates_needs_a_few_megabytes(case):
 
 
 def test_the_metric_table_keeps_nan_missing_and_shared_outputs_apart():
-    from repliflow.aggregate import MetricRow, MetricTable
+    from repliflow.engine.aggregate import MetricRow, MetricTable
 
     table = MetricTable(["baseline", "t"], [11, 22])
     table.put(0, {"b": 1.5, "a": math.nan}, condition="baseline", replicate=0, key="k0")
@@ -284,7 +284,7 @@ def test_the_metric_table_keeps_nan_missing_and_shared_outputs_apart():
 
 
 def test_the_metric_table_names_a_bad_value_or_output():
-    from repliflow.aggregate import MetricTable
+    from repliflow.engine.aggregate import MetricTable
     from repliflow.errors import RepliflowError
 
     table = MetricTable(["baseline"], [1])
@@ -295,7 +295,7 @@ def test_the_metric_table_names_a_bad_value_or_output():
 
 
 def test_strips_of_many_points_draw_a_sample():
-    from repliflow import plots
+    from repliflow.report import plots
 
     rng = np.random.default_rng(4)
     values = {c: rng.normal(i, 1, 20_000).tolist() for i, c in enumerate(["baseline", "t1", "t2"])}

@@ -12,8 +12,7 @@ import pytest
 from scipy import stats
 
 from repliflow.stats import effect
-from repliflow.stats.corrections import adjust
-from repliflow.stats.verifiers import (
+from repliflow.stats.builtin import (
     bca_p_value,
     bootstrap,
     mann_whitney,
@@ -22,6 +21,7 @@ from repliflow.stats.verifiers import (
     welch_t,
     wilcoxon,
 )
+from repliflow.stats.corrections import adjust
 
 # Student's sleep data, R `datasets::sleep`: extra hours of sleep of 10 patients under two drugs.
 SLEEP_DRUG1 = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from repliflow.stepcode import function_info
+from repliflow.core.stepcode import function_info
 
 BASE = """
 import math

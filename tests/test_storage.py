@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import store_value
 
-from repliflow import storage
 from repliflow.errors import IntegrityError
+from repliflow.store import storage
 
 
 def _store(tmp_path, key, value):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import COUNTING_STEPS, Experiment, counting_config, snakemake_command
 
-from repliflow.status import status
+from repliflow.engine.status import status
 
 STEPS = (
     COUNTING_STEPS
@@ -96,7 +96,7 @@ def _runners(root: Path) -> list[int]:
         except OSError:
             continue
         if (
-            b"repliflow.runner" in cmdline
+            b"repliflow.engine.runner" in cmdline
             and str(root).encode() in cmdline + os.readlink(entry / "cwd").encode()
         ):
             found.append(int(entry.name))

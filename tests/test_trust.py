@@ -21,13 +21,13 @@ import pytest
 import yaml
 from conftest import REPO, Experiment, counting_config
 
-from repliflow import trust
-from repliflow.audit import audit
 from repliflow.cli import main
+from repliflow.engine.status import status
 from repliflow.errors import RepliflowError, UnsafePathError
-from repliflow.gc import gc
-from repliflow.layout import read_manifests
-from repliflow.status import status
+from repliflow.store import trust
+from repliflow.store.audit import audit
+from repliflow.store.gc import gc
+from repliflow.store.layout import read_manifests
 
 # The datasource returns a set, which only pickle keeps: every replicate's first
 # output is a .pkl that the next steps must load.
@@ -171,7 +171,7 @@ def test_the_key_is_made_once_private_and_shared_by_racing_processes(tmp_path):
     code = (
         "import os, sys; sys.path.insert(0, sys.argv[1]);"
         "os.environ['REPLIFLOW_TRUST_KEY_FILE'] = sys.argv[2];"
-        "from repliflow.trust import signature; print(signature('a' * 20, 'b' * 64))"
+        "from repliflow.store.trust import signature; print(signature('a' * 20, 'b' * 64))"
     )
     runs = [
         subprocess.Popen(

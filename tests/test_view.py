@@ -9,9 +9,9 @@ import shutil
 
 import pytest
 
-from repliflow import view
-from repliflow.layout import LayoutError
-from repliflow.view import build_view
+from repliflow.store import view
+from repliflow.store.layout import LayoutError
+from repliflow.store.view import build_view
 
 
 @pytest.fixture

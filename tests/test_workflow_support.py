@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from repliflow import workflow_support
+from repliflow.snakemake import hooks as workflow_support
 
 
 def _setup(tmp_path, monkeypatch, pid, host=None):

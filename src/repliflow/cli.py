@@ -11,7 +11,7 @@ from repliflow import __version__
 
 
 def _audit(args) -> int:
-    from repliflow.audit import audit
+    from repliflow.store.audit import audit
 
     result = audit(
         args.results, args.workers, config=args.config, workdir=args.workdir, check_code=not args.no_code
@@ -32,12 +32,47 @@ def _audit(args) -> int:
     return 0 if result.ok else 1
 
 
+def _init(args) -> int:
+    import shutil
+    from pathlib import Path
+
+    from repliflow.shipped import examples_dir
+
+    target = Path(args.directory)
+    source = examples_dir() / args.example
+    config = target / "config" / "config.yaml"
+    copied = target / "examples" / args.example
+    existing = [str(p) for p in (config, copied) if p.exists()]
+    if existing:
+        print(f"repliflow init: {', '.join(existing)} already exist(s); nothing written", file=sys.stderr)
+        return 1
+    shutil.copytree(source, copied, ignore=shutil.ignore_patterns("__pycache__"))
+    config.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source / "config.yaml", config)
+    print(f"wrote {config} and {copied}/; run it with: repliflow run --cores all", file=sys.stderr)
+    return 0
+
+
+def _run_workflow(argv: list[str]) -> int:
+    """``snakemake --snakefile <the shipped workflow> ARGS`` in this process, so
+    the interpreter (and its installed repliflow) is the one jobs use too."""
+    from snakemake.cli import main as snakemake_main
+
+    from repliflow.shipped import snakefile
+
+    try:
+        snakemake_main(["--snakefile", str(snakefile()), *argv])
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
+
+
 def _write_prov(results: str) -> None:
     from pathlib import Path
 
     from repliflow.errors import RepliflowError
-    from repliflow.prov import to_prov
-    from repliflow.storage import atomic_write
+    from repliflow.store.prov import to_prov
+    from repliflow.store.storage import atomic_write
 
     target = Path(results, "provenance.prov.json")
     try:
@@ -50,7 +85,7 @@ def _write_prov(results: str) -> None:
 
 
 def _trust(args) -> int:
-    from repliflow.trust import key_file, trust, unsigned_pickles
+    from repliflow.store.trust import key_file, trust, unsigned_pickles
 
     pending, result = unsigned_pickles(args.results)
     for refused in result.refused:
@@ -82,7 +117,7 @@ def _trust(args) -> int:
 
 
 def _status(args) -> int:
-    from repliflow.status import format_status, status
+    from repliflow.engine.status import format_status, status
 
     result = status(args.config, args.directory)
     print(json.dumps(result.to_json(), indent=2) if args.json else format_status(result))
@@ -90,7 +125,7 @@ def _status(args) -> int:
 
 
 def _gc(args) -> int:
-    from repliflow.gc import format_gc, gc
+    from repliflow.store.gc import format_gc, gc
 
     result = gc(args.configs, args.directory, delete=args.delete)
     print(json.dumps(result.to_json(), indent=2) if args.json else format_gc(result))
@@ -112,8 +147,8 @@ def _power(args) -> int:
     """The plan, or one line on stderr and exit 1 when the tables cannot be read
     (missing, unreadable, malformed or unsafe: the results may be someone else's)."""
     from repliflow.errors import RepliflowError
+    from repliflow.report.tables import read_results
     from repliflow.stats.power import format_plan, jsonable, plan
-    from repliflow.tables import read_results
 
     try:
         results = read_results(args.results)
@@ -152,9 +187,30 @@ def _fraction(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["run"]:  # everything after `run` is Snakemake's, --help included
+        return _run_workflow(argv[1:])
+    from repliflow.shipped import DEFAULT_EXAMPLE, example_names
+
     parser = argparse.ArgumentParser(prog="repliflow", description="Replicated experiments on Snakemake.")
     parser.add_argument("--version", action="version", version=f"repliflow {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "run",
+        help="run the workflow in this directory: `repliflow run --cores all [snakemake options]` "
+        "(the workflow shipped with this install; works outside a checkout)",
+    )
+    init = commands.add_parser(
+        "init", help="write a runnable experiment (config/config.yaml and its step code) into a folder"
+    )
+    init.add_argument("directory", nargs="?", default=".", help="where (default: .)")
+    init.add_argument(
+        "--example",
+        choices=example_names(),
+        default=DEFAULT_EXAMPLE,
+        help=f"which shipped example (default: {DEFAULT_EXAMPLE}, the default experiment)",
+    )
+    init.set_defaults(handler=_init)
     audit = commands.add_parser(
         "audit", help="check every recorded output against its sha256 and recipe; exit 0 only when all hold"
     )

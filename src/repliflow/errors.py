@@ -73,7 +73,7 @@ class BadRecord(LayoutError):
 
 
 class UntrustedError(IntegrityError):
-    """A pickle this machine did not sign: it is never unpickled (repliflow.trust)."""
+    """A pickle this machine did not sign: it is never unpickled (repliflow.store.trust)."""
 
 
 class StoreMismatch(IntegrityError):

@@ -2,7 +2,7 @@
 # render the report from those tables. One job: the report needs the same
 # numpy and scipy imports, which cost more than the rendering itself.
 # Only the tables can fail it: a report that cannot be rendered is replaced by
-# one saying why (repliflow.report.publish). report.last-good.{html,md}, the
+# one saying why (repliflow.report.document.publish). report.last-good.{html,md}, the
 # copy of the last report that rendered, is deliberately no output: Snakemake
 # deletes a job's outputs before the job runs.
 

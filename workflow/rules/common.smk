@@ -11,17 +11,20 @@ from pathlib import Path
 # the old objects to have grown by 25%).
 gc.set_threshold(*gc.get_threshold()[:2], 1000)
 
-# A fresh clone runs without `pip install -e .`: import repliflow from src/.
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# A fresh clone runs without `pip install -e .`: import repliflow from its src/
+# (absent when this workflow is the copy shipped inside an installed package).
+CHECKOUT_SRC = Path(workflow.current_basedir).parents[1] / "src"
+if (CHECKOUT_SRC / "repliflow").is_dir():
+    sys.path.insert(0, str(CHECKOUT_SRC))
 
-from repliflow.cluster import BlockJobs, rule_function
-from repliflow.config import check_config_files, validate_config
+from repliflow.snakemake.blocks import BlockJobs, rule_function
+from repliflow.core.config import check_config_files, validate_config
 from repliflow.errors import RepliflowError
-from repliflow.pathgate import check_results_tree
-from repliflow.plan import build_plan
-from repliflow.reconcile import describe as describe_repairs
-from repliflow.reconcile import reconcile, repair_record, schedule_repairs
-from repliflow.workflow_support import (
+from repliflow.store.pathgate import check_results_tree
+from repliflow.core.plan import build_plan
+from repliflow.store.reconcile import describe as describe_repairs
+from repliflow.store.reconcile import reconcile, repair_record, schedule_repairs
+from repliflow.snakemake.hooks import (
     describe_config_files,
     fail,
     prepare_job_environment,
@@ -30,7 +33,7 @@ from repliflow.workflow_support import (
     release_stale_lock,
 )
 
-prepare_job_environment(Path(workflow.basedir) / "src")
+prepare_job_environment(CHECKOUT_SRC if (CHECKOUT_SRC / "repliflow").is_dir() else None)
 if workflow.is_main_process and (notice := release_stale_lock()):
     print(notice, file=sys.stderr)
 
@@ -40,7 +43,7 @@ try:
     CONFIG = validate_config(
         config,
         file=CONFIG_FILES,
-        schema=Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml",
+        schema=Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml",
     )
     PLAN = build_plan(CONFIG)
     # results/<exp>, store/, blocks/ and runs/ must be real folders: a link
@@ -55,7 +58,7 @@ RESULTS = PLAN.results_dir
 
 # Snakemake sees only the block manifests; check the store against them (no
 # hashing) and run again the blocks whose files are missing, truncated or not
-# regular files, or whose manifest is missing or broken (repliflow.reconcile).
+# regular files, or whose manifest is missing or broken (repliflow.store.reconcile).
 if workflow.is_main_process:
     DRY_RUN = workflow.output_settings.dryrun
     REPAIRS = reconcile(PLAN)
@@ -84,7 +87,7 @@ def _block(wildcards):
 
 
 # run_segment's threads, resources (from its steps' declarations, else the
-# profile's default-resources) and cluster job group; see repliflow.cluster.
+# profile's default-resources) and cluster job group; see repliflow.snakemake.blocks.
 BLOCK_JOBS = BlockJobs(PLAN, workflow, _block)
 if workflow.is_main_process and (notice := BLOCK_JOBS.capped_notice()):
     print(notice, file=sys.stderr)

@@ -2,7 +2,7 @@
 # inside it gets its own hashed output and sidecar in the store.
 #
 # Its threads and resources come from what the segment's steps declare
-# (threads, mem_mb, runtime; see repliflow.resources), else from the profile's
+# (threads, mem_mb, runtime; see repliflow.snakemake.resources), else from the profile's
 # default-resources. On a cluster every block job joins the job group
 # "replicates" (config batch.group), so one submission runs all segments of a
 # block, and a profile's `group-components: replicates=N` packs N blocks into
@@ -26,4 +26,4 @@ rule run_segment:
     conda:
         "../../envs/repliflow.yaml"
     shell:
-        "python -m repliflow.runner --manifest {output.manifest:q} --log {log:q} --spec {params.spec:q}"
+        "python -m repliflow.engine.runner --manifest {output.manifest:q} --log {log:q} --spec {params.spec:q}"

@@ -1,8 +1,9 @@
 """repliflow's statistics: verifiers, effect sizes, corrections and power.
 
-``verifiers`` holds the built-in tests, ``effect`` their effect sizes with
-confidence intervals, ``corrections`` the multiple-treatment adjustments and
-``power`` the replicate planning; ``scipy.stats`` underneath. This module
+``builtin`` holds the built-in tests, ``registry`` resolves a hypothesis'
+verifier (a built-in or the user's ``module:function``), ``effect`` the
+effect sizes with confidence intervals, ``corrections`` the
+multiple-treatment adjustments and ``power`` the replicate planning; ``scipy.stats`` underneath. This module
 holds only names, so planning (which checks names and parameters) does not
 import scipy.
 """

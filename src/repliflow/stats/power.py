@@ -35,8 +35,8 @@ import numpy as np
 from scipy import stats
 
 from repliflow.stats import BUILTIN_NAMES, DEFAULT_CORRECTION, PAIRED, RANK_BASED
+from repliflow.stats.builtin import flat
 from repliflow.stats.corrections import per_comparison_alpha
-from repliflow.stats.verifiers import flat
 
 TARGET_POWER = 0.8
 ARE_RANK = 3 / math.pi
@@ -254,7 +254,7 @@ def plan(
     hypothesis: str | None = None,
     configfile: str | None = None,
 ) -> dict:
-    """The power plan of a results directory (``repliflow.tables.Results``);
+    """The power plan of a results directory (``repliflow.report.tables.Results``);
     ``configfile`` is the user's config for the run, passed on to the commands."""
     rows = []
     for h in results.hypotheses:

@@ -25,13 +25,19 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from repliflow.core.plan import Plan
+from repliflow.core.records import check_sidecar
 from repliflow.errors import RepliflowError
-from repliflow.layout import load_plan, parse_store_name, read_provenance, segment_keys, snakemake_active
-from repliflow.pathgate import check_results_tree, read_json, unlink_inside
-from repliflow.plan import Plan
-from repliflow.records import check_sidecar
+from repliflow.store.layout import (
+    load_plan,
+    parse_store_name,
+    read_provenance,
+    segment_keys,
+    snakemake_active,
+)
+from repliflow.store.pathgate import check_results_tree, read_json, unlink_inside
 
-GC_SCHEMA = "repliflow.gc/1"
+GC_SCHEMA = "repliflow.store.gc/1"
 _KK = re.compile(r"^[0-9a-f]{2}$")
 _TEMP = re.compile(r"^\..+\.tmp$")  # storage.atomic_write's temp files
 MAX_REPLICATE_HINT = 10_000_000  # the most replicates a config may name

@@ -8,8 +8,8 @@ Formats are chosen by type, safest first: JSON for plain dicts, lists,
 numbers and strings; ``.npy`` (no pickle) for NumPy arrays of plain dtypes;
 Parquet for DataFrames when pyarrow is installed; pickle only as a fallback.
 A pickle is loaded only when its bytes match the recorded sha256 and its
-sidecar carries this machine's signature of them (``repliflow.trust``);
-every file is opened through ``repliflow.pathgate`` (no symlinks, regular
+sidecar carries this machine's signature of them (``repliflow.store.trust``);
+every file is opened through ``repliflow.store.pathgate`` (no symlinks, regular
 files only, the name its key and format dictate).
 """
 
@@ -27,10 +27,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from repliflow import pathgate
+from repliflow.core.hashing import sha256_hex
+from repliflow.core.records import check_sidecar
 from repliflow.errors import IntegrityError, RepliflowError, StoreMismatch
-from repliflow.hashing import sha256_hex
-from repliflow.records import check_sidecar
+from repliflow.store import pathgate
 
 SIDECAR_SCHEMA = "repliflow.sidecar/2"
 SIDECAR_SUFFIX = ".meta.json"
@@ -189,7 +189,7 @@ def write_output(store: str | Path, key: str, encoded: Encoded, sidecar: dict) -
         "bytes": len(encoded.data),
     }
     if encoded.format == "pickle":  # only pickles this machine signed are ever loaded
-        from repliflow.trust import signature
+        from repliflow.store.trust import signature
 
         output["hmac"] = signature(key, encoded.sha256)
     sidecar["output"] = output
@@ -279,7 +279,7 @@ def load(store: str | Path, key: str, output: dict | None = None) -> tuple[Any, 
             record_wrong=False,
         )
     if fmt == "pickle":
-        from repliflow.trust import check_signed
+        from repliflow.store.trust import check_signed
 
         signed = output.get("hmac")
         if signed is None:  # a manifest entry: the signature is in the sidecar

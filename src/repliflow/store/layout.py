@@ -15,9 +15,10 @@ from base64 import urlsafe_b64decode
 from dataclasses import dataclass
 from pathlib import Path
 
-from repliflow import hashing, storage
+from repliflow.core import hashing
+from repliflow.core.plan import NAME_PATTERN, Plan
 from repliflow.errors import BadRecord, LayoutError, RepliflowError, UnsafePathError  # noqa: F401
-from repliflow.plan import NAME_PATTERN, Plan
+from repliflow.store import storage
 
 # The provenance.json version this module reads: aggregate.PROVENANCE_SCHEMA
 # (kept apart so that reading records never imports the statistics; a test
@@ -67,7 +68,7 @@ def output_paths(entry: dict, where: str = "output") -> tuple[str, str]:
     provenance entry, its fields type-checked and its path checked to be
     exactly where its key and format put it; raises BadRecord for a malformed
     entry and LayoutError for any other path, such as ``../../etc/passwd``."""
-    from repliflow.records import check_output_entry
+    from repliflow.core.records import check_output_entry
 
     check_output_entry(entry, where)
     key = entry["key"]
@@ -91,8 +92,8 @@ def output_paths(entry: dict, where: str = "output") -> tuple[str, str]:
 def read_provenance(results: Path) -> dict:
     """``provenance.json`` of ``results``, checked for its schema version and the
     types of its top-level fields (each output entry is checked by its reader)."""
-    from repliflow.pathgate import check_results_tree, read_json_object
-    from repliflow.records import check_provenance
+    from repliflow.core.records import check_provenance
+    from repliflow.store.pathgate import check_results_tree, read_json_object
 
     path = results / "provenance.json"
     check_results_tree(results)
@@ -140,7 +141,7 @@ def snakemake_active(workdir: Path) -> bool:
 
     Without /proc (not Linux) a held lock is taken as an active run.
     """
-    from repliflow.workflow_support import snakemake_running_here
+    from repliflow.snakemake.hooks import snakemake_running_here
 
     if Path("/proc").is_dir():
         return snakemake_running_here(workdir.resolve())
@@ -152,8 +153,8 @@ def load_plan(config_file: str | Path, workdir: str | Path = ".") -> Plan:
     """Validate and plan the experiment in ``config_file`` (a path relative to
     the current directory, as snakemake's ``--configfile`` is) the way the
     Snakefile would in ``workdir``, without building Snakemake's DAG."""
-    from repliflow.config import load_config_file, validate_config
-    from repliflow.plan import build_plan
+    from repliflow.core.config import load_config_file, validate_config
+    from repliflow.core.plan import build_plan
 
     path = Path(config_file)
     try:
@@ -201,8 +202,8 @@ def segment_keys(plan: Plan) -> dict[str, list[list[str]]]:
 
 def read_manifests(paths) -> dict[tuple[str, int], dict]:
     """Manifests by (segment id, first replicate), each type-checked."""
-    from repliflow.pathgate import read_json
-    from repliflow.records import check_manifest
+    from repliflow.core.records import check_manifest
+    from repliflow.store.pathgate import read_json
 
     manifests = {}
     for path in paths:

@@ -25,13 +25,14 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from repliflow import hashing, pathgate, storage
+from repliflow.core import hashing
+from repliflow.core.plan import BASELINE, Plan, Segment, build_plan
 from repliflow.errors import RepliflowError, StoreMismatch
-from repliflow.layout import LAST_GOOD, iter_provenance_outputs, read_manifests
-from repliflow.plan import BASELINE, Plan, Segment, build_plan
 from repliflow.stats import DEFAULT_CORRECTION
 from repliflow.stats.corrections import adjust
-from repliflow.verifiers import check_params, resolve_verifier
+from repliflow.stats.registry import check_params, resolve_verifier
+from repliflow.store import pathgate, storage
+from repliflow.store.layout import LAST_GOOD, iter_provenance_outputs, read_manifests
 
 PROVENANCE_SCHEMA = "repliflow.provenance/2"
 
@@ -484,7 +485,7 @@ def run_from_snakemake(smk) -> None:
     what it cannot show, or why it could not be rendered at all, goes to the
     log, to stderr and into the report, and the last report that rendered is
     kept as ``last-good/report.html``."""
-    from repliflow import report
+    from repliflow.report import document as report
 
     with open(smk.log[0], "w") as log:
         try:

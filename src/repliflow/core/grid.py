@@ -31,7 +31,7 @@ import itertools
 import re
 from dataclasses import dataclass
 
-from repliflow import hashing
+from repliflow.core import hashing
 from repliflow.errors import ConfigError
 
 AXIS_PATTERN = re.compile(r"^(?P<step>[A-Za-z0-9][A-Za-z0-9_.-]*)\.(?P<param>[A-Za-z_][A-Za-z0-9_]*)$")
@@ -150,8 +150,8 @@ def treatments(config: dict, code_path=None) -> dict[str, dict]:
                 key=f"grid.{axis.key}",
             )
         if code_path is not None:
-            from repliflow.plan import _check_params  # plan imports this module
-            from repliflow.stepcode import function_info
+            from repliflow.core.plan import _check_params  # plan imports this module
+            from repliflow.core.stepcode import function_info
 
             position = steps.index(axis.step)
             key = f"grid.{axis.key}"

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from repliflow.errors import BadRecord, RepliflowError, UntrustedError
-from repliflow.pathgate import hash_file, read_json_object
+from repliflow.store.pathgate import hash_file, read_json_object
 
 KEY_ENV = "REPLIFLOW_TRUST_KEY_FILE"
 _SCOPE = b"repliflow-pickle/1"
@@ -110,8 +110,8 @@ class TrustResult:
 
 def unsigned_pickles(results: str | Path) -> tuple[list[tuple[Path, dict]], TrustResult]:
     """The pickle sidecars under ``results/store`` that this key did not sign."""
-    from repliflow.pathgate import check_results_tree
-    from repliflow.storage import SIDECAR_SUFFIX
+    from repliflow.store.pathgate import check_results_tree
+    from repliflow.store.storage import SIDECAR_SUFFIX
 
     results = Path(results)
     check_results_tree(results)
@@ -136,8 +136,8 @@ def unsigned_pickles(results: str | Path) -> tuple[list[tuple[Path, dict]], Trus
 
 def trust(results: str | Path, pending: list[tuple[Path, dict]], result: TrustResult) -> TrustResult:
     """Sign each pending pickle whose bytes match its sidecar's sha256."""
-    from repliflow.pathgate import check_store_file
-    from repliflow.storage import SIDECAR_SUFFIX, atomic_write
+    from repliflow.store.pathgate import check_store_file
+    from repliflow.store.storage import SIDECAR_SUFFIX, atomic_write
 
     results = Path(results)
     for sidecar_path, sidecar in pending:

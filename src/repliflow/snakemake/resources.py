@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 
-from repliflow.plan import Block, Plan, Segment
+from repliflow.core.plan import Block, Plan, Segment
 
 RESOURCE_KEYS = ("threads", "mem_mb", "runtime")
 STARTUP_MINUTES = 1.0

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from repliflow.errors import BadRecord
-from repliflow.pathgate import EXTENSIONS, check_store_file
+from repliflow.store.pathgate import EXTENSIONS, check_store_file
 
 KEY = re.compile(r"^[0-9a-f]{20}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -32,13 +32,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from repliflow import plots, storage
 from repliflow.errors import RepliflowError
-from repliflow.layout import LAST_GOOD
-from repliflow.report_grid import grid_blocks
+from repliflow.report import plots
+from repliflow.report.grid import grid_blocks
+from repliflow.report.tables import Results, read_results
 from repliflow.stats import PAIRED
 from repliflow.stats import power as power_plan
-from repliflow.tables import Results, read_results
+from repliflow.store import storage
+from repliflow.store.layout import LAST_GOOD
 
 CSS = """
 body{font-family:system-ui,sans-serif;max-width:74em;margin:2em auto;padding:0 1em;color:#222;

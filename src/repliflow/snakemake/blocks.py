@@ -2,7 +2,7 @@
 
 ``common.smk`` makes one ``BlockJobs`` and ``steps.smk`` hands its attributes to
 the rule's ``threads:``, ``resources:`` and ``group:``. The arithmetic lives
-in ``repliflow.resources``; this module adds what needs Snakemake: falling
+in ``repliflow.snakemake.resources``; this module adds what needs Snakemake: falling
 back to the profile's ``default-resources`` for a value no step declares, the
 HTCondor translation, and the job group.
 
@@ -21,8 +21,8 @@ import math
 import types
 from collections.abc import Callable
 
-from repliflow.plan import Block, Plan
-from repliflow.resources import block_resources, capped_threads, component_minutes, declared
+from repliflow.core.plan import Block, Plan
+from repliflow.snakemake.resources import block_resources, capped_threads, component_minutes, declared
 
 GROUP = "replicates"  # the job group of every block job; profiles size it with group-components
 

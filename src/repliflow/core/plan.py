@@ -19,9 +19,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repliflow import grid, hashing
+from repliflow.core import grid, hashing
+from repliflow.core.stepcode import FunctionInfo, function_info, resolve_code_path
 from repliflow.errors import ConfigError
-from repliflow.stepcode import FunctionInfo, function_info, resolve_code_path
 
 BASELINE = "baseline"
 DATASOURCE = "datasource"
@@ -420,7 +420,7 @@ def _segments(conditions: list[Condition]) -> dict[str, Segment]:
 
 
 def _check_hypotheses(hypotheses: list[dict], workdir: str | None) -> list[dict]:
-    from repliflow.verifiers import check_params, check_verifier
+    from repliflow.stats.registry import check_params, check_verifier
 
     seen: set[str] = set()
     for index, hypothesis in enumerate(hypotheses):

@@ -18,8 +18,8 @@ import itertools
 import math
 import statistics
 
-from repliflow.grid import Axis, Cell, axes, cells
-from repliflow.plots import overflow_safe
+from repliflow.core.grid import Axis, Cell, axes, cells
+from repliflow.report.plots import overflow_safe
 
 MAX_PANELS = 12  # more heatmap panels per metric than this and the table alone is shown
 LOW, HIGH = (247, 251, 255), (8, 48, 107)  # the colour scale's ends: pale to dark blue

@@ -8,12 +8,12 @@ import textwrap
 from pathlib import Path
 
 
-def prepare_job_environment(src: Path) -> None:
+def prepare_job_environment(src: Path | None) -> None:
     """Make the jobs' ``python`` the interpreter that runs Snakemake (the one
-    with our dependencies) and let it import repliflow from ``src`` even
-    without ``pip install -e .``. Cluster jobs re-parse the workflow, so they
-    get the same environment."""
-    paths = [str(src), os.environ.get("PYTHONPATH", "")]
+    with our dependencies) and, in a checkout (``src``), let it import
+    repliflow from there even without ``pip install -e .``. Cluster jobs
+    re-parse the workflow, so they get the same environment."""
+    paths = [str(src) if src else "", os.environ.get("PYTHONPATH", "")]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in paths if p))
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from repliflow.core.records import check_sidecar
 from repliflow.errors import LayoutError
-from repliflow.layout import output_paths, read_provenance
-from repliflow.pathgate import read_json
-from repliflow.records import check_sidecar
+from repliflow.store.layout import output_paths, read_provenance
+from repliflow.store.pathgate import read_json
 
 NAMESPACE = "urn:repliflow:terms#"
 AGENT = "repliflow:repliflow"

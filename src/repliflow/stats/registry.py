@@ -1,7 +1,7 @@
 """Verifiers: fn(baseline, treatment, **params) -> {"p_value", "significant", ...}.
 
 The import point the planner and the aggregator use. Built-ins live in
-``repliflow.stats.verifiers`` (re-exported here as ``BUILTINS``); custom
+``repliflow.stats.builtin`` (re-exported here as ``BUILTINS``); custom
 verifiers are named "module:function" or "file.py:function". Planning
 checks that a verifier exists, without importing user code, and a built-in's
 params, without importing scipy.
@@ -14,9 +14,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from repliflow.core.stepcode import function_info, load_module, resolve_code_path
 from repliflow.errors import ConfigError
 from repliflow.stats import BUILTIN_NAMES, BUILTIN_PARAMS, PARAM_CHOICES
-from repliflow.stepcode import function_info, load_module, resolve_code_path
 
 __all__ = ["BUILTIN_NAMES", "check_params", "check_verifier", "resolve_verifier"]  # and BUILTINS, lazily
 
@@ -24,7 +24,7 @@ __all__ = ["BUILTIN_NAMES", "check_params", "check_verifier", "resolve_verifier"
 def __getattr__(name: str):
     """``BUILTINS`` ({name: function}) imports scipy, so only when asked for."""
     if name == "BUILTINS":
-        from repliflow.stats.verifiers import BUILTINS
+        from repliflow.stats.builtin import BUILTINS
 
         return BUILTINS
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -103,7 +103,7 @@ def check_verifier(spec: str, *, key: str, workdir: str | None = None) -> None:
 
 def resolve_verifier(spec: str, workdir: str | None = None) -> Callable[..., dict]:
     if spec in BUILTIN_NAMES:
-        from repliflow.stats.verifiers import BUILTINS
+        from repliflow.stats.builtin import BUILTINS
 
         return BUILTINS[spec]
     where, name = _split(spec, "verifier")

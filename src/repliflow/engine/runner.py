@@ -1,6 +1,6 @@
 """Run one block: one recipe segment for a range of replicates, in one process.
 
-Called by the ``run_segment`` rule as ``python -m repliflow.runner``. Each
+Called by the ``run_segment`` rule as ``python -m repliflow.engine.runner``. Each
 replicate x step is written to the store with its sidecar as soon as it is
 computed, so a killed job loses at most the step in flight; a re-run skips
 every replicate x step whose sidecar exists. The block's manifest (the
@@ -24,12 +24,14 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
-from repliflow import __version__, hashing, pathgate, storage
-from repliflow.context import Context
+from repliflow import __version__
+from repliflow.core import hashing
+from repliflow.core.context import Context
+from repliflow.core.plan import Step, chain_keys
+from repliflow.core.stepcode import function_info, load_module, resolve_code_path
+from repliflow.engine.supervise import Watch, supervise
 from repliflow.errors import BadRecord, IntegrityError, RepliflowError, StepError, UntrustedError
-from repliflow.plan import Step, chain_keys
-from repliflow.stepcode import function_info, load_module, resolve_code_path
-from repliflow.supervise import Watch, supervise
+from repliflow.store import pathgate, storage
 
 MANIFEST_SCHEMA = "repliflow.manifest/1"
 
@@ -405,7 +407,7 @@ def write_manifest(path: Path, spec: dict, entries: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m repliflow.runner", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m repliflow.engine.runner", description=__doc__)
     parser.add_argument("--spec", required=True, help="the block spec (JSON) the planner made")
     parser.add_argument("--manifest", required=True, help="the manifest to write on success")
     parser.add_argument("--log", help="log file for progress and tracebacks")

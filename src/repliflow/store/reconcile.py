@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from repliflow.core.plan import Plan
+from repliflow.core.records import KEY, MANIFEST_SCHEMA
 from repliflow.errors import RepliflowError
-from repliflow.pathgate import EXTENSIONS, read_json
-from repliflow.plan import Plan
-from repliflow.records import KEY, MANIFEST_SCHEMA
+from repliflow.store.pathgate import EXTENSIONS, read_json
 
 TABLES = ("metrics.csv", "hypotheses.json", "provenance.json")
 REPAIRS_LOG = "repairs.tsv"
@@ -111,8 +111,8 @@ def left_incomplete(plan: Plan, workdir: Path) -> list[str]:
             return []
     except (FileNotFoundError, NotADirectoryError):
         return []
-    from repliflow.layout import incomplete_outputs
-    from repliflow.workflow_support import snakemake_running_here
+    from repliflow.snakemake.hooks import snakemake_running_here
+    from repliflow.store.layout import incomplete_outputs
 
     if not Path("/proc").is_dir() or snakemake_running_here(workdir.resolve()):
         return []

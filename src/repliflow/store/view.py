@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repliflow.errors import RepliflowError
-from repliflow.layout import (
+from repliflow.store.layout import (
     LayoutError,
     is_safe_name,
     output_paths,
@@ -39,7 +39,7 @@ from repliflow.layout import (
     read_manifests,
     read_provenance,
 )
-from repliflow.pathgate import check_results_tree
+from repliflow.store.pathgate import check_results_tree
 
 INDEX_COLUMNS = ["condition", "replicate", "step", "position", "key", "output", "sidecar", "sha256"]
 
@@ -145,7 +145,7 @@ def _swap(staging: Path, runs: Path) -> None:
 def run_from_snakemake(smk) -> None:
     """The ``view`` rule. It reads the block manifests, as ``aggregate`` does,
     rather than provenance.json, so the two jobs run side by side."""
-    from repliflow.plan import build_plan
+    from repliflow.core.plan import build_plan
 
     with open(smk.log[0], "w") as log:
         try:

@@ -28,18 +28,19 @@ import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from repliflow import hashing, storage
+from repliflow.core import hashing
+from repliflow.core.plan import Block, Plan, Segment
 from repliflow.errors import RepliflowError
-from repliflow.layout import incomplete_outputs, load_plan, snakemake_active
-from repliflow.pathgate import check_results_tree, read_bytes
-from repliflow.plan import Block, Plan, Segment
-from repliflow.reconcile import reconcile
+from repliflow.store import storage
+from repliflow.store.layout import incomplete_outputs, load_plan, snakemake_active
+from repliflow.store.pathgate import check_results_tree, read_bytes
+from repliflow.store.reconcile import reconcile
 
 STATES = ("done", "failed", "running", "incomplete", "missing")
 DEFAULT_CONFIG = "config/config.yaml"
-STATUS_SCHEMA = "repliflow.status/1"
+STATUS_SCHEMA = "repliflow.engine.status/1"
 
-# What repliflow.runner writes to a job's log: a "start" line per attempt, a
+# What repliflow.engine.runner writes to a job's log: a "start" line per attempt, a
 # StepError line per failed replicate, a "done" line on success.
 _START = re.compile(r"^\S+ start segment ")
 _STEP_FAILED = re.compile(
@@ -275,11 +276,9 @@ def finish_command(workdir: Path, config_file: str | Path | None, *, rerun_incom
     here = Path.cwd().resolve()
     target = workdir.resolve()
     if not (target / "Snakefile").exists():
-        import repliflow
+        from repliflow.shipped import snakefile
 
-        snakefile = Path(repliflow.__file__).resolve().parents[2] / "Snakefile"  # an editable install
-        if snakefile.exists():
-            command += ["--snakefile", str(snakefile)]
+        command += ["--snakefile", str(snakefile())]
         config_file = config_file or workdir / DEFAULT_CONFIG  # say which, explicitly
     if target != here:
         command += ["--directory", os.path.relpath(target, here)]

@@ -16,9 +16,10 @@ from typing import Any
 
 import yaml
 
+from repliflow import shipped
 from repliflow.errors import ConfigError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = shipped.schema("config")
 
 
 def validate_config(config: dict, *, file: str | None = None, schema: Path | None = None) -> dict:

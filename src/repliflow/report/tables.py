@@ -2,7 +2,7 @@
 
 Shared by the report and ``repliflow power``, which work from a finished
 results directory only. That directory may come from someone else, so every
-file is read through :mod:`repliflow.pathgate` (no symbolic link is followed,
+file is read through :mod:`repliflow.store.pathgate` (no symbolic link is followed,
 no FIFO or device is opened) and every field the report or the power plan
 uses is checked for its type before it is used: a malformed table raises
 BadRecord naming the file and the field, never a KeyError or TypeError from
@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repliflow import pathgate
 from repliflow.errors import BadRecord, UnsafePathError
 from repliflow.stats import CORRECTIONS
+from repliflow.store import pathgate
 
 METRICS, HYPOTHESES, PROVENANCE = "metrics.csv", "hypotheses.json", "provenance.json"
 METRIC_COLUMNS = ("condition", "replicate", "metric", "value")

@@ -26,8 +26,8 @@ path and a ``kind``:
 Outputs are hashed in parallel worker processes, streaming each file; only
 sidecars (small JSON) are read whole. Nothing is ever unpickled, imported or
 executed, and nothing outside the results folder is opened because a record
-names it: every file is opened through ``repliflow.pathgate`` (regular files
-only, no symlinks), every record is type-checked (``repliflow.records``), and
+names it: every file is opened through ``repliflow.store.pathgate`` (regular files
+only, no symlinks), every record is type-checked (``repliflow.core.records``), and
 staleness is judged from the code file of the *current* config (read as a
 syntax tree), never from a path or module provenance.json names.
 """
@@ -41,13 +41,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from repliflow import hashing
+from repliflow.core import hashing
+from repliflow.core.records import check_sidecar
 from repliflow.errors import BadRecord, ConfigError, RepliflowError, UnsafePathError
-from repliflow.layout import LAST_GOOD, LayoutError, output_paths, read_provenance
-from repliflow.pathgate import check_results_tree, hash_file, read_json
-from repliflow.records import check_sidecar
+from repliflow.store.layout import LAST_GOOD, LayoutError, output_paths, read_provenance
+from repliflow.store.pathgate import check_results_tree, hash_file, read_json
 
-AUDIT_SCHEMA = "repliflow.audit/1"
+AUDIT_SCHEMA = "repliflow.store.audit/1"
 TABLES = ("metrics.csv", "hypotheses.json")
 CHUNK = 1000  # outputs per worker task
 PARALLEL_FROM = 2000  # fewer outputs are checked in this process
@@ -212,7 +212,7 @@ class _CurrentCode:
 
     def hash(self, function: str) -> str | None:
         """The current code hash of ``function``; None when it no longer exists."""
-        from repliflow.stepcode import function_info
+        from repliflow.core.stepcode import function_info
 
         if function not in self._hashes:
             try:
@@ -228,7 +228,7 @@ def current_code_file(config: Path, workdir: Path, experiment: object = None) ->
     With ``experiment``, the config must be that experiment's."""
     import yaml
 
-    from repliflow.stepcode import resolve_code_path
+    from repliflow.core.stepcode import resolve_code_path
 
     try:
         text = config.read_text(encoding="utf-8")
@@ -337,8 +337,8 @@ def repair_command(entries: dict, problems: list[Problem], config: Path, workdir
     damaged outputs, planned from the current config (which must be the
     run's); built from the user's own inputs and the plan, never from
     strings in the records."""
-    from repliflow.layout import load_plan
-    from repliflow.status import finish_command
+    from repliflow.engine.status import finish_command
+    from repliflow.store.layout import load_plan
 
     try:
         plan = load_plan(config, workdir)
