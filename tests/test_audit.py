@@ -211,7 +211,7 @@ def test_edited_metrics_table_is_named(results, capsys):
     table.write_text(table.read_text().replace("baseline", "baseIine", 1))
     assert main(["audit", "--json", str(results)]) == 1
     report = json.loads(capsys.readouterr().out)
-    assert report["ok"] is False and report["schema"] == "repliflow.store.audit/1"
+    assert report["ok"] is False and report["schema"] == "repliflow.audit/1"
     assert [(p["kind"], p["path"]) for p in report["problems"]] == [("table", str(table))]
 
 

@@ -54,7 +54,7 @@ def test_a_finished_run_is_complete(experiment, tmp_path, capsys, monkeypatch):
     assert "the run is complete: nothing to do" in capsys.readouterr().out
     assert main(["status", "--json", "config.yaml"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["schema"] == "repliflow.engine.status/1" and data["command"] is None
+    assert data["schema"] == "repliflow.status/1" and data["command"] is None
 
 
 def test_a_failed_replicate_is_failed_and_the_rest_done(experiment):

@@ -38,7 +38,7 @@ from repliflow.store.reconcile import reconcile
 
 STATES = ("done", "failed", "running", "incomplete", "missing")
 DEFAULT_CONFIG = "config/config.yaml"
-STATUS_SCHEMA = "repliflow.engine.status/1"
+STATUS_SCHEMA = "repliflow.status/1"
 
 # What repliflow.engine.runner writes to a job's log: a "start" line per attempt, a
 # StepError line per failed replicate, a "done" line on success.

@@ -47,7 +47,7 @@ from repliflow.errors import BadRecord, ConfigError, RepliflowError, UnsafePathE
 from repliflow.store.layout import LAST_GOOD, LayoutError, output_paths, read_provenance
 from repliflow.store.pathgate import check_results_tree, hash_file, read_json
 
-AUDIT_SCHEMA = "repliflow.store.audit/1"
+AUDIT_SCHEMA = "repliflow.audit/1"
 TABLES = ("metrics.csv", "hypotheses.json")
 CHUNK = 1000  # outputs per worker task
 PARALLEL_FROM = 2000  # fewer outputs are checked in this process

@@ -37,7 +37,7 @@ from repliflow.store.layout import (
 )
 from repliflow.store.pathgate import check_results_tree, read_json, unlink_inside
 
-GC_SCHEMA = "repliflow.store.gc/1"
+GC_SCHEMA = "repliflow.gc/1"
 _KK = re.compile(r"^[0-9a-f]{2}$")
 _TEMP = re.compile(r"^\..+\.tmp$")  # storage.atomic_write's temp files
 MAX_REPLICATE_HINT = 10_000_000  # the most replicates a config may name
