@@ -88,9 +88,9 @@ def build(root: Path, replicates: int, verifiers: list[str]) -> tuple[int, int]:
     import numpy as np
 
     from repliflow.core import hashing
+    from repliflow.core.plan import load_plan, segment_keys
     from repliflow.engine.runner import write_manifest
     from repliflow.store import storage
-    from repliflow.store.layout import load_plan, segment_keys
 
     (root / "steps.py").write_text(STEPS)
     (root / "config.yaml").write_text(json.dumps(config(replicates, verifiers), indent=1))
@@ -152,9 +152,9 @@ def child(root: Path) -> int:
     """The aggregate job: tables, then the report, in this process; one JSON line of facts."""
     os.chdir(root)
     clock = time.perf_counter()
+    from repliflow.core.plan import load_plan
     from repliflow.engine.aggregate import aggregate
     from repliflow.report import document as report
-    from repliflow.store.layout import load_plan
 
     plan = load_plan("config.yaml", ".")
     paths = [plan.manifest_path(b) for segment in plan.segments.values() for b in plan.blocks(segment)]

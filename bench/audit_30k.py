@@ -41,9 +41,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from repliflow.core import hashing  # noqa: E402
+from repliflow.core.plan import load_plan, segment_keys  # noqa: E402
 from repliflow.engine.aggregate import build_provenance  # noqa: E402
 from repliflow.store import storage  # noqa: E402
-from repliflow.store.layout import load_plan, segment_keys  # noqa: E402
 
 BUDGET = 10.0  # seconds the issue allows for auditing 30k outputs
 

@@ -30,8 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from repliflow.core.plan import build_plan  # noqa: E402
-from repliflow.store.layout import segment_keys  # noqa: E402
+from repliflow.core.plan import build_plan, segment_keys  # noqa: E402
 
 BUDGET_S = 0.5
 STEPS = textwrap.dedent(

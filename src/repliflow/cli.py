@@ -6,11 +6,12 @@ import argparse
 import json
 import shlex
 import sys
+from collections.abc import Callable
 
 from repliflow import __version__
 
 
-def _audit(args) -> int:
+def _audit(args: argparse.Namespace) -> int:
     from repliflow.store.audit import audit
 
     result = audit(
@@ -32,7 +33,7 @@ def _audit(args) -> int:
     return 0 if result.ok else 1
 
 
-def _init(args) -> int:
+def _init(args: argparse.Namespace) -> int:
     import shutil
     from pathlib import Path
 
@@ -84,7 +85,7 @@ def _write_prov(results: str) -> None:
     print(f"wrote the W3C PROV-JSON export {target}", file=sys.stderr)
 
 
-def _trust(args) -> int:
+def _trust(args: argparse.Namespace) -> int:
     from repliflow.store.trust import key_file, trust, unsigned_pickles
 
     pending, result = unsigned_pickles(args.results)
@@ -116,7 +117,7 @@ def _trust(args) -> int:
     return 1 if result.refused else 0
 
 
-def _status(args) -> int:
+def _status(args: argparse.Namespace) -> int:
     from repliflow.engine.status import format_status, status
 
     result = status(args.config, args.directory)
@@ -124,7 +125,7 @@ def _status(args) -> int:
     return 0
 
 
-def _gc(args) -> int:
+def _gc(args: argparse.Namespace) -> int:
     from repliflow.store.gc import format_gc, gc
 
     result = gc(args.configs, args.directory, delete=args.delete)
@@ -132,7 +133,7 @@ def _gc(args) -> int:
     return 1 if result.errors else 0
 
 
-def _run(handler, args) -> int:
+def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a command; a RepliflowError ends it with its message and exit 1."""
     from repliflow.errors import RepliflowError
 
@@ -143,7 +144,7 @@ def _run(handler, args) -> int:
         return 1
 
 
-def _power(args) -> int:
+def _power(args: argparse.Namespace) -> int:
     """The plan, or one line on stderr and exit 1 when the tables cannot be read
     (missing, unreadable, malformed or unsafe: the results may be someone else's)."""
     from repliflow.errors import RepliflowError

@@ -12,17 +12,17 @@ rule aggregate:
         manifests=all_manifests,
         repairs=repairs,
     output:
-        metrics=f"{RESULTS}/metrics.csv",
-        hypotheses=f"{RESULTS}/hypotheses.json",
-        provenance=f"{RESULTS}/provenance.json",
-        html=f"{RESULTS}/report.html",
-        md=f"{RESULTS}/report.md",
+        metrics=PLAN.layout.table("metrics.csv"),
+        hypotheses=PLAN.layout.table("hypotheses.json"),
+        provenance=PLAN.layout.provenance,
+        html=PLAN.layout.table("report.html"),
+        md=PLAN.layout.table("report.md"),
     log:
-        f"{RESULTS}/logs/aggregate.log",
+        PLAN.layout.rule_log("aggregate"),
+    conda:
+        "../../envs/repliflow.yaml"
     params:
         config=CONFIG,
         config_files=CONFIG_FILES,
-    conda:
-        "../../envs/repliflow.yaml"
     script:
         "../scripts/aggregate.py"

@@ -54,7 +54,6 @@ except RepliflowError as exc:
         exc.file = CONFIG_FILES
     fail(exc)
 
-RESULTS = PLAN.results_dir
 
 # Snakemake sees only the block manifests; check the store against them (no
 # hashing) and run again the blocks whose files are missing, truncated or not
@@ -67,7 +66,7 @@ if workflow.is_main_process:
         if not DRY_RUN:
             schedule_repairs(PLAN, REPAIRS)
 ON_ERROR_HINT = (
-    f"repliflow: outputs already made are kept under {RESULTS}/store; fix the cause and "
+    f"repliflow: outputs already made are kept under {PLAN.layout.store}; fix the cause and "
     "run the same command again (add --rerun-incomplete after a crash) to redo only what is missing."
 )
 

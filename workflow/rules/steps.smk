@@ -13,17 +13,20 @@ rule run_segment:
     input:
         upstream=upstream_manifest,
     output:
-        manifest=f"{RESULTS}/blocks/{{segment}}/{{block}}.json",
+        manifest=PLAN.layout.manifest("{segment}", "{block}"),
     log:
-        f"{RESULTS}/logs/blocks/{{segment}}/{{block}}.log",
-    params:
-        spec=block_spec,
-    threads: BLOCK_JOBS.threads
-    resources:
-        **BLOCK_JOBS.resources(),
+        run=PLAN.layout.block_log("{segment}", "{block}"),
+        # how the last attempt went, for `repliflow status` (a log: kept when the job fails)
+        attempt=PLAN.layout.block_attempt("{segment}", "{block}"),
     group:
         BLOCK_JOBS.group
     conda:
         "../../envs/repliflow.yaml"
+    threads: BLOCK_JOBS.threads
+    resources:
+        **BLOCK_JOBS.resources(),
+    params:
+        spec=block_spec,
     shell:
-        "python -m repliflow.engine.runner --manifest {output.manifest:q} --log {log:q} --spec {params.spec:q}"
+        "python -m repliflow.engine.runner --manifest {output.manifest:q} --log {log.run:q} "
+        "--attempt {log.attempt:q} --spec {params.spec:q}"

@@ -8,12 +8,12 @@ rule view:
         manifests=all_manifests,
         repairs=repairs,
     output:
-        index=f"{RESULTS}/runs/index.csv",
+        index=f"{PLAN.layout.runs}/index.csv",
     log:
-        f"{RESULTS}/logs/view.log",
-    params:
-        config=CONFIG,
+        PLAN.layout.rule_log("view"),
     conda:
         "../../envs/repliflow.yaml"
+    params:
+        config=CONFIG,
     script:
         "../scripts/view.py"

@@ -11,8 +11,10 @@ import copy
 import datetime
 import json
 import math
+import os
+from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -22,18 +24,20 @@ from repliflow.errors import ConfigError
 SCHEMA_PATH = shipped.schema("config")
 
 
-def validate_config(config: dict, *, file: str | None = None, schema: Path | None = None) -> dict:
+def validate_config(
+    config: Mapping[str, Any], *, file: str | None = None, schema: Path | None = None
+) -> dict[str, Any]:
     """Validate ``config`` with ``snakemake.utils.validate`` and fill defaults.
 
     Returns a validated deep copy; raises ConfigError naming the key at fault.
     """
-    from jsonschema import ValidationError
+    from jsonschema import ValidationError  # type: ignore[import-untyped]  # stubs (types-jsonschema) not installed
     from snakemake.utils import validate
 
     check_config_values(config, file=file)
-    config = copy.deepcopy(dict(config))
+    validated = copy.deepcopy(dict(config))
     try:
-        validate(config, str(schema or SCHEMA_PATH), set_default=True)
+        validate(validated, str(schema or SCHEMA_PATH), set_default=True)
     except Exception as exc:  # snakemake wraps the jsonschema error in a WorkflowError
         error = next((a for a in exc.args if isinstance(a, ValidationError)), None)
         if error is None and isinstance(exc, ValidationError):
@@ -46,7 +50,7 @@ def validate_config(config: dict, *, file: str | None = None, schema: Path | Non
         expected = error.schema.get("description", "") if isinstance(error.schema, dict) else ""
         hint = f" Expected: {expected}" if expected else ""
         raise ConfigError(f"{error.message}.{hint}", key=key, file=file) from None
-    return config
+    return validated
 
 
 # --- values with a JSON form --------------------------------------------------------------------
@@ -162,15 +166,15 @@ class StrictLoader(yaml.SafeLoader):
     YAML keeps the last silently) and any tag it has no constructor for (such
     as ``!!python/tuple``), naming the dotted key path and the line."""
 
-    def __init__(self, stream, file: str | None = None):
+    def __init__(self, stream: str, file: str | None = None) -> None:
         super().__init__(stream)
         self.file = file
         self._paths: dict[int, str] = {}  # id(node) -> its dotted key path (nodes live for the load)
 
-    def _path(self, node) -> str:
+    def _path(self, node: yaml.Node) -> str:
         return self._paths.get(id(node), "")
 
-    def construct_mapping(self, node, deep=False):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         if isinstance(node, yaml.MappingNode):
             path = self._path(node)
             lines: dict[Any, int] = {}
@@ -194,13 +198,13 @@ class StrictLoader(yaml.SafeLoader):
                 self._paths.setdefault(id(value_node), _join(path, key))
         return super().construct_mapping(node, deep=deep)
 
-    def construct_sequence(self, node, deep=False):
+    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> list[Any]:
         path = self._path(node)
         for index, child in enumerate(getattr(node, "value", [])):
             self._paths.setdefault(id(child), _join(path, index))
         return super().construct_sequence(node, deep=deep)
 
-    def construct_unknown(self, node):
+    def construct_unknown(self, node: yaml.Node) -> NoReturn:
         tag = node.tag.replace("tag:yaml.org,2002:", "!!")
         raise ConfigError(
             f"line {node.start_mark.line + 1}: the YAML tag {tag} makes a Python object, which has no "
@@ -217,8 +221,8 @@ class _DuplicateJSONKey(Exception):
     pass
 
 
-def _json_pairs(pairs: list[tuple[str, Any]]) -> dict:
-    result: dict = {}
+def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
             raise _DuplicateJSONKey(key)
@@ -273,7 +277,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return " ".join(f"{problem}{where}".split())
 
 
-def check_config_files(paths) -> None:
+def check_config_files(paths: Iterable[str | os.PathLike[str]]) -> None:
     """Re-read the config files Snakemake was given (``workflow.configfiles``)
     strictly: Snakemake's own loader takes a key given twice silently (the
     last wins). Raises ConfigError naming the file, line and key."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy
 
 
 @dataclass(frozen=True)
@@ -25,13 +28,13 @@ class Context:
     step_seed: int  # 128 bits; seeds ctx.rng, random and (hashing.legacy_seed) numpy.random
     params: Mapping[str, Any]
     experiment: str = ""
-    _rng: list = field(default_factory=list, repr=False, compare=False)
+    _rng: list[numpy.random.Generator] = field(default_factory=list, repr=False, compare=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
 
     @property
-    def rng(self):
+    def rng(self) -> numpy.random.Generator:
         """A numpy.random.Generator seeded for this replicate and step."""
         if not self._rng:
             import numpy

@@ -29,7 +29,10 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from repliflow.core import hashing
 from repliflow.errors import ConfigError
@@ -41,6 +44,9 @@ MAX_TOKEN = 24
 MAX_NAME = 100  # the schema's maxLength for a name
 MAX_CELLS = 10_000
 
+# A treatment: {step: {param: value}}, the parameters it changes.
+Overrides = dict[str, dict[str, object]]
+
 
 @dataclass(frozen=True)
 class Axis:
@@ -48,27 +54,27 @@ class Axis:
     step: str
     param: str
     label: str  # what the cell names call it
-    values: tuple
+    values: tuple[object, ...]
     tokens: tuple[str, ...]  # one per value, as it appears in the cell names
 
 
 @dataclass(frozen=True)
 class Cell:
     name: str
-    values: tuple  # one per axis, in axis order
+    values: tuple[object, ...]  # one per axis, in axis order
     indices: tuple[int, ...]  # each value's position in its axis' list
 
-    def overrides(self, axes: list[Axis]) -> dict[str, dict]:
+    def overrides(self, axes: Sequence[Axis]) -> Overrides:
         """{step: {param: value}}, the treatment this cell is."""
-        out: dict[str, dict] = {}
+        out: Overrides = {}
         for axis, value in zip(axes, self.values, strict=True):
             out.setdefault(axis.step, {})[axis.param] = value
         return out
 
 
-def axes(grid: dict | None) -> list[Axis]:
+def axes(grid: Mapping[str, object] | None) -> list[Axis]:
     """The grid's axes in config order, with their labels and value tokens."""
-    parsed = []
+    parsed: list[tuple[str, str, str, tuple[object, ...]]] = []
     for key, values in (grid or {}).items():
         match = AXIS_PATTERN.match(key) if isinstance(key, str) else None
         if match is None:
@@ -100,7 +106,7 @@ def axes(grid: dict | None) -> list[Axis]:
     ]
 
 
-def cells(grid: dict | None) -> list[Cell]:
+def cells(grid: Mapping[str, object] | None) -> list[Cell]:
     """Every combination of the grid's values, first axis slowest; [] without a grid."""
     found = axes(grid)
     if not found:
@@ -130,18 +136,18 @@ def cells(grid: dict | None) -> list[Cell]:
     ]
 
 
-def treatments(config: dict, code_path=None) -> dict[str, dict]:
+def treatments(config: Mapping[str, Any], code_path: Path | None = None) -> dict[str, Overrides]:
     """The explicit treatments, then one per grid cell: {name: {step: {param: value}}}.
 
     Raises ConfigError when an axis names an unknown step or (given the code
     file) a parameter its function does not take, or when a cell's name is
     taken by an explicit treatment.
     """
-    combined = dict(config.get("treatments") or {})
+    combined: dict[str, Overrides] = dict(config.get("treatments") or {})
     grid = config.get("grid") or {}
     found = axes(grid)
     entries = [config["datasource"], *config["pipeline"]]
-    steps = ["datasource"] + [entry.get("name") or entry["function"] for entry in entries[1:]]
+    steps: list[str] = ["datasource"] + [entry.get("name") or entry["function"] for entry in entries[1:]]
     grid_cells = cells(grid)
     for axis in found:
         if axis.step not in steps:
@@ -170,7 +176,7 @@ def treatments(config: dict, code_path=None) -> dict[str, dict]:
     return combined
 
 
-def _token(value) -> str | None:
+def _token(value: object) -> str | None:
     """The readable token of a value, or None when it must be hashed."""
     if isinstance(value, bool) or value is None:
         return hashing.canonical_json(value)  # true, false, null
@@ -187,10 +193,10 @@ def _token(value) -> str | None:
     return token
 
 
-def _tokens(values: tuple) -> tuple[str, ...]:
+def _tokens(values: tuple[object, ...]) -> tuple[str, ...]:
     hashed = [f"h{hashing.digest(value, 8)}" for value in values]
-    tokens = [_token(value) for value in values]
-    tokens = [token if token is not None else h for token, h in zip(tokens, hashed, strict=True)]
+    readable = [_token(value) for value in values]
+    tokens = [token if token is not None else h for token, h in zip(readable, hashed, strict=True)]
     clashes = {token for token in tokens if tokens.count(token) > 1}  # e.g. "1" and 1
     tokens = [h if token in clashes else token for token, h in zip(tokens, hashed, strict=True)]
     if len(set(tokens)) < len(tokens):  # a literal string that looks like another value's hash

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 # Bump when the meaning of a key changes (new fields, new storage semantics):
@@ -63,7 +64,7 @@ def sha256_file(path: str, chunk_size: int = 1 << 20) -> str:
 # numpy.random.SeedSequence(entropy, spawn_key=key).generate_state(4), lowest word first.
 # The algorithm (Melissa O'Neill's seed_seq as numpy.random.bit_generator implements it)
 # is written out here rather than called, for two reasons: seeds name every file in
-# the store, so they must not move when numpy does (tests/test_seeds.py checks them
+# the store, so they must not move when numpy does (tests/unit/test_seeds.py checks them
 # against the installed numpy), and the Snakefile, the planner and the block jobs
 # derive seeds without importing numpy (about 130 ms per process).
 
@@ -111,7 +112,7 @@ def _mix_words(pool: list[int], words: list[int], hash_const: int) -> int:
 def _const_pairs(hash_const: int, multiplier: int, count: int) -> tuple[int, ...]:
     """The (xor, multiply) constants of ``count`` hash calls from ``hash_const``
     on, flattened: each call xors with the constant, steps it, multiplies by it."""
-    consts = []
+    consts: list[int] = []
     for _ in range(count):
         following = (hash_const * multiplier) & _MASK32
         consts += (hash_const, following)
@@ -172,8 +173,8 @@ def seed_sequence_state(entropy: int, spawn_key: tuple[int, ...] = ()) -> int:
     as one 128-bit int, lowest word first, computed without numpy."""
     if len(spawn_key) == 1 and type(spawn_key[0]) is int and 0 <= spawn_key[0] <= _MASK32:
         return _spawned_once(entropy, spawn_key[0])
-    pool, hash_const = _entropy_pool(entropy, bool(spawn_key))
-    pool = list(pool)
+    mixed, hash_const = _entropy_pool(entropy, bool(spawn_key))
+    pool = list(mixed)  # a copy: the cached pool stays as it is
     for part in spawn_key:
         hash_const = _mix_words(pool, _words(part), hash_const)
     return _state(pool)
@@ -242,7 +243,9 @@ def legacy_seed(step_seed: int) -> list[int]:
     return words + [0] * (_POOL_SIZE - len(words))
 
 
-def recipe_key(function: str, code_hash: str, params: dict, seed: int, upstream: str | None) -> str:
+def recipe_key(
+    function: str, code_hash: str, params: Mapping[str, object], seed: int, upstream: str | None
+) -> str:
     """The cache key of one replicate x step: equal recipes, equal keys."""
     return digest(
         {

@@ -16,12 +16,16 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from repliflow.core import grid, hashing
+from repliflow.core.records import BlockSpec, StepSpec
 from repliflow.core.stepcode import FunctionInfo, function_info, resolve_code_path
-from repliflow.errors import ConfigError
+from repliflow.errors import ConfigError, LayoutError
+from repliflow.store.layout import ResultsLayout
 
 BASELINE = "baseline"
 DATASOURCE = "datasource"
@@ -37,13 +41,13 @@ class Step:
     function: str
     position: int  # 0 = datasource
     code_hash: str
-    params: dict
+    params: dict[str, Any]
     is_async: bool = False
 
-    def recipe(self) -> dict:
+    def recipe(self) -> dict[str, Any]:
         return {"function": self.function, "code": self.code_hash, "params": self.params}
 
-    def to_json(self) -> dict:
+    def to_json(self) -> StepSpec:
         return {
             "name": self.name,
             "function": self.function,
@@ -79,6 +83,11 @@ class Segment:
     def label(self) -> str:
         return f"{self.steps[self.end].name}-{self.id}"
 
+    @property
+    def positions(self) -> list[Step]:
+        """The steps this segment runs (``start`` to ``end``)."""
+        return self.steps[self.start : self.end + 1]
+
 
 @dataclass(frozen=True)
 class Block:
@@ -101,18 +110,30 @@ class Plan:
     block_size: int
     conditions: list[Condition]
     segments: dict[str, Segment]
-    hypotheses: list[dict]
-    config: dict
+    hypotheses: list[dict[str, Any]]
+    config: dict[str, Any]
     # per-plan memo of derived values that Snakemake asks for once per job
-    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def layout(self) -> ResultsLayout:
+        """Paths under results/<experiment>, relative to the working directory."""
+        return ResultsLayout.of(self.experiment)
 
     @property
     def results_dir(self) -> str:
-        return f"results/{self.experiment}"
+        return self.layout.root
 
     @property
     def store_dir(self) -> str:
-        return f"{self.results_dir}/store"
+        return self.layout.store
+
+    def chain(self, condition: str) -> list[Segment]:
+        """The segments ``condition`` runs through, the datasource's first."""
+        segments = [self.final_segment(condition)]
+        while segments[-1].parent is not None:
+            segments.append(self.segments[segments[-1].parent])
+        return segments[::-1]
 
     def condition(self, name: str) -> Condition:
         for condition in self.conditions:
@@ -132,7 +153,7 @@ class Plan:
         return Block(segment, lo, min(lo + self.block_size, self.replicates))
 
     def manifest_path(self, block: Block) -> str:
-        return f"{self.results_dir}/blocks/{block.segment.label}/{block.label}.json"
+        return self.layout.manifest(block.segment.label, block.label)
 
     def final_segment(self, condition: str) -> Segment:
         return self.segments[self.condition(condition).prefix_ids[-1]]
@@ -162,11 +183,11 @@ class Plan:
         parent = self.segments[block.segment.parent]
         return [self.manifest_path(Block(parent, block.lo, block.hi))]
 
-    def block_spec(self, block: Block) -> dict:
+    def block_spec(self, block: Block) -> BlockSpec:
         """Everything the job needs; determined by the manifest path alone, so
         Snakemake's params trigger fires only when the recipe really changes."""
         segment = block.segment
-        return {
+        spec: BlockSpec = {
             "experiment": self.experiment,
             "code": self.code,
             "seed": self.seed,
@@ -177,18 +198,16 @@ class Plan:
             "hi": block.hi,
             "steps": [step.to_json() for step in segment.steps],
             "metrics_position": len(self.conditions[0].steps) - 1,
-            **self._timeouts(),
-            # only when set: an unchanged spec keeps every job up to date
-            **({"on_failure": "missing"} if self.config.get("on_failure") == "missing" else {}),
         }
-
-    def _timeouts(self) -> dict:
-        """``{"timeouts": [seconds or None per position]}`` when a step declares
-        one (the runner enforces them), else nothing: the spec is a Snakemake
-        param, and an unchanged spec keeps every job up to date."""
+        # only when set: the spec is a Snakemake param, and an unchanged spec
+        # keeps every job up to date
         entries = [self.config["datasource"], *self.config["pipeline"]]
         timeouts = [entry.get("timeout") for entry in entries]
-        return {"timeouts": timeouts} if any(t is not None for t in timeouts) else {}
+        if any(t is not None for t in timeouts):
+            spec["timeouts"] = timeouts  # seconds or None per position; the runner enforces them
+        if self.config.get("on_failure") == "missing":
+            spec["on_failure"] = "missing"
+        return spec
 
     def block_spec_json(self, block: Block) -> str:
         """``spec_json(self.block_spec(block))``, the runner's ``--spec``, at the
@@ -212,7 +231,53 @@ class Plan:
         return chain_keys(self.condition(condition).steps, hashing.replicate_seed(self.seed, replicate))
 
 
-def spec_json(spec: dict) -> str:
+def segment_keys(plan: Plan) -> dict[str, list[list[str]]]:
+    """Per segment id, per replicate, the keys of the segment's positions.
+
+    Every trie node is hashed once, so shared prefixes cost nothing extra.
+    """
+    keys: dict[str, list[list[str]]] = {}
+    pending = list(plan.segments.values())
+    seeds = plan.seeds()
+    while pending:
+        waiting: list[Segment] = []
+        for segment in pending:
+            if segment.parent is not None and segment.parent not in keys:
+                waiting.append(segment)
+                continue
+            parent = keys[segment.parent] if segment.parent is not None else None
+            steps = segment.positions
+            keys[segment.id] = [
+                chain_keys(steps, seed, parent[replicate][-1] if parent is not None else None)
+                for replicate, seed in enumerate(seeds)
+            ]
+        if len(waiting) == len(pending):
+            raise LayoutError("repliflow: the plan's segments do not form a tree")
+        pending = waiting
+    return keys
+
+
+def load_plan(config_file: str | Path, workdir: str | Path = ".") -> Plan:
+    """Validate and plan the experiment in ``config_file`` (a path relative to
+    the current directory, as snakemake's ``--configfile`` is) the way the
+    Snakefile would in ``workdir``, without building Snakemake's DAG."""
+    from repliflow.core.config import load_config_file, validate_config
+
+    path = Path(config_file)
+    try:
+        # UTF-8, no key given twice, JSON values only: else a ConfigError naming file, line, key
+        config = load_config_file(path)
+    except FileNotFoundError:
+        raise LayoutError(f"repliflow: the config file {path} does not exist") from None
+    except OSError as exc:
+        raise LayoutError(f"repliflow: cannot read the config file {path}: {exc}") from None
+    if not isinstance(config, dict):
+        raise LayoutError(f"repliflow: the config file {path} does not hold a mapping")
+    config = validate_config(config, file=str(config_file))
+    return build_plan(config, workdir=str(workdir))
+
+
+def spec_json(spec: object) -> str:
     """A block spec as the job receives it: compact JSON with sorted keys."""
     return json.dumps(spec, sort_keys=True, separators=(",", ":"))
 
@@ -220,7 +285,7 @@ def spec_json(spec: dict) -> str:
 _HI, _LO = spec_json("\0hi\0"), spec_json("\0lo\0")  # stand-ins no config writes
 
 
-def _spec_template(spec: dict) -> tuple[str, str, str] | None:
+def _spec_template(spec: BlockSpec) -> tuple[str, str, str] | None:
     """``spec_json(spec)`` split where its integers ``hi`` and ``lo`` go (in that
     order: the keys are sorted); None if a stand-in occurs elsewhere."""
     text = spec_json({**spec, "hi": "\0hi\0", "lo": "\0lo\0"})
@@ -231,16 +296,18 @@ def _spec_template(spec: dict) -> tuple[str, str, str] | None:
     return head, middle, tail
 
 
-def chain_keys(steps: list[Step], seed: int) -> list[str]:
+def chain_keys(steps: Iterable[Step], seed: int, upstream: str | None = None) -> list[str]:
+    """The recipe keys of ``steps`` in order, each chained on the one before
+    (the first on ``upstream``): the one place keys are derived from a plan,
+    so the cache, the audit, status and gc can never disagree."""
     keys: list[str] = []
-    upstream = None
     for step in steps:
         upstream = hashing.recipe_key(step.function, step.code_hash, step.params, seed, upstream)
         keys.append(upstream)
     return keys
 
 
-def build_plan(config: dict, *, workdir: str | None = None) -> Plan:
+def build_plan(config: dict[str, Any], *, workdir: str | None = None) -> Plan:
     """Plan a schema-validated config; raises ConfigError naming the culprit."""
     experiment = config["experiment"]
     _check_name(experiment, "experiment")
@@ -322,7 +389,7 @@ def _check_name(name: str, key: str) -> None:
         )
 
 
-def _baseline_steps(config: dict, code_path: Path) -> list[Step]:
+def _baseline_steps(config: dict[str, Any], code_path: Path) -> list[Step]:
     entries = [(DATASOURCE, config["datasource"], "datasource")]
     for index, entry in enumerate(config["pipeline"]):
         entries.append((entry.get("name") or entry["function"], entry, f"pipeline.{index}"))
@@ -348,7 +415,7 @@ def _baseline_steps(config: dict, code_path: Path) -> list[Step]:
 
 def _check_params(
     info: FunctionInfo,
-    params: dict,
+    params: dict[str, Any],
     position: int,
     key: str,
     *,
@@ -387,7 +454,7 @@ def _check_params(
 
 def _condition(name: str, steps: list[Step], seed: int) -> Condition:
     prefix_ids = []
-    chain: list[dict] = []
+    chain: list[dict[str, Any]] = []
     for step in steps:
         chain.append(step.recipe())
         prefix_ids.append(hashing.digest({"v": hashing.RECIPE_VERSION, "seed": seed, "chain": chain}, 16))
@@ -419,7 +486,7 @@ def _segments(conditions: list[Condition]) -> dict[str, Segment]:
     return segments
 
 
-def _check_hypotheses(hypotheses: list[dict], workdir: str | None) -> list[dict]:
+def _check_hypotheses(hypotheses: list[dict[str, Any]], workdir: str | None) -> list[dict[str, Any]]:
     from repliflow.stats.registry import check_params, check_verifier
 
     seen: set[str] = set()
@@ -434,7 +501,7 @@ def _check_hypotheses(hypotheses: list[dict], workdir: str | None) -> list[dict]
     return hypotheses
 
 
-def _block_size(batch: dict, replicates: int) -> int:
+def _block_size(batch: dict[str, Any], replicates: int) -> int:
     size = batch.get("replicates_per_job", "auto")
     if size == "auto":
         # a power of two, so raising `replicates` keeps every existing block

@@ -1,5 +1,5 @@
-"""Type checks for the records a results folder holds: sidecars, block
-manifests and provenance.json's output entries.
+"""The records a results folder holds, their schema ids and their type checks:
+sidecars, block manifests, provenance.json and its output entries.
 
 A record may have been edited by hand or by someone hostile, so every field
 is checked for its type before it is used; a malformed record raises
@@ -13,28 +13,166 @@ output (jsonschema costs ~100 us a record: 20 s at 200,000 outputs).
 from __future__ import annotations
 
 import re
+from typing import Any, Literal, NoReturn, NotRequired, TypedDict, cast
 
 from repliflow.errors import BadRecord
 from repliflow.store.pathgate import EXTENSIONS, check_store_file
 
 KEY = re.compile(r"^[0-9a-f]{20}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+# Every record's schema id, in one place: a reader refuses a version it does
+# not know (workflow/schemas/ documents the shapes; CHANGELOG.md the changes).
+SIDECAR_SCHEMA = "repliflow.sidecar/2"
 MANIFEST_SCHEMA = "repliflow.manifest/1"
+PROVENANCE_SCHEMA = "repliflow.provenance/2"
+ATTEMPT_SCHEMA = "repliflow.attempt/1"
+# ... and of what the commands print with --json
+STATUS_SCHEMA = "repliflow.status/1"
+GC_SCHEMA = "repliflow.gc/1"
+AUDIT_SCHEMA = "repliflow.audit/1"
+
+
+class StepSpec(TypedDict):
+    name: str
+    function: str
+    position: int
+    code_hash: str
+    params: dict[str, Any]
+
+
+class BlockSpec(TypedDict):
+    """What one block job runs (the runner's ``--spec``), made by the plan."""
+
+    experiment: str
+    code: str
+    seed: int
+    segment: str  # the segment id
+    start: int  # its first position; ``steps`` is the chain from the datasource
+    condition: str  # the condition it runs as (ctx.condition)
+    lo: int
+    hi: int  # exclusive
+    steps: list[StepSpec]
+    metrics_position: int
+    timeouts: NotRequired[list[float | None]]
+    on_failure: NotRequired[str]
+
+
+class Upstream(TypedDict):
+    key: str
+    sha256: str
+
+
+class StoredOutput(TypedDict):
+    file: str  # <key>.<extension of format>
+    format: str
+    sha256: str
+    bytes: NotRequired[int]
+    hmac: NotRequired[str]  # pickles only: this user's signature (repliflow.store.trust)
+
+
+class Sidecar(TypedDict):
+    """``store/<kk>/<key>.meta.json``: the recipe and the output of one replicate x step."""
+
+    schema: str
+    key: str
+    step: str
+    function: str
+    position: int
+    condition: str
+    replicate: int
+    seed: int
+    params: dict[str, Any]
+    code_hash: str
+    upstream: Upstream | None
+    output: StoredOutput
+
+
+class JobSidecar(Sidecar):
+    """A sidecar as a job writes it: the fields readers check and use, and how
+    the output was made (all documented in workflow/schemas/sidecar.schema.yaml)."""
+
+    experiment: str
+    step_seed: int
+    started: str
+    finished: str
+    duration_s: float
+    python: str
+    packages: dict[str, str]
+    host: str
+
+
+class ManifestStep(TypedDict):
+    key: str
+    step: str
+    position: int
+    file: str
+    format: str
+    sha256: str
+    bytes: NotRequired[int | None]  # what reconcile compares with lstat (absent before 0.1)
+    sidecar_bytes: NotRequired[int | None]
+
+
+class StepFailure(TypedDict):
+    step: str
+    error: str
+
+
+class ManifestReplicate(TypedDict):
+    replicate: int
+    seed: int
+    steps: list[ManifestStep]
+    failed: NotRequired[StepFailure]  # on_failure: missing
+
+
+class Manifest(TypedDict):
+    """``blocks/<segment>/<lo>-<hi>.json``: what one block job stored."""
+
+    schema: str
+    experiment: str
+    segment: str
+    condition: str
+    lo: int
+    hi: int
+    replicates: list[ManifestReplicate]
+
+
+class OutputEntry(TypedDict):
+    """One of provenance.json's ``outputs``."""
+
+    key: str
+    path: str  # relative to results/<experiment>
+    sidecar: str
+    sha256: str
+    format: NotRequired[str]
+    step: str
+    position: int
+    replicate: int
+    seed: int
+    conditions: list[str]
 
 
 class _Checker:
     def __init__(self, path: str, kind: str):
         self.path, self.kind = path, kind
 
-    def fail(self, problem: str):
+    def fail(self, problem: str) -> NoReturn:
         raise BadRecord(self.path, problem, kind=self.kind)
 
-    def object(self, value, where: str) -> dict:
+    def object(self, value: object, where: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             self.fail(f"{where} is {_type(value)}, expected an object")
         return value
 
-    def get(self, record: dict, name: str, expected, where: str = "", *, optional: bool = False):
+    def get(
+        self,
+        record: dict[str, Any],
+        name: str,
+        expected: type | re.Pattern[str],
+        where: str = "",
+        *,
+        optional: bool = False,
+    ) -> Any:
         label = f"{where}{name}"
         if name not in record:
             if optional:
@@ -53,19 +191,20 @@ class _Checker:
         elif expected is list:
             ok, what = isinstance(value, list), "a list"
         else:  # a pattern
+            assert isinstance(expected, re.Pattern)
             ok, what = isinstance(value, str) and expected.match(value) is not None, expected.pattern
         if not ok:
             self.fail(f"field {label!r} is {_type(value)}, expected {what}")
         return value
 
 
-def _type(value) -> str:
+def _type(value: object) -> str:
     text = repr(value)
     text = text if len(text) <= 60 else text[:57] + "..."
     return f"{type(value).__name__} {text}"
 
 
-def check_sidecar(value, path: str, key: str | None = None) -> dict:
+def check_sidecar(value: object, path: str, key: str | None = None) -> Sidecar:
     """A sidecar (``<key>.meta.json``) with every field readers use typed right;
     ``key``, when given, must be the one it names."""
     c = _Checker(path, "sidecar")
@@ -89,10 +228,10 @@ def check_sidecar(value, path: str, key: str | None = None) -> dict:
     c.get(output, "bytes", int, "output.", optional=True)
     c.get(output, "hmac", SHA256, "output.", optional=True)
     check_store_file(recorded, output.get("file"), output.get("format"), f"{path} (sidecar): output")
-    return sidecar
+    return cast(Sidecar, sidecar)
 
 
-def check_manifest(value, path: str) -> dict:
+def check_manifest(value: object, path: str) -> Manifest:
     """A block manifest (``blocks/<segment>/<lo>-<hi>.json``): its replicates
     and, per step, the key, file, format and sha256 of the output."""
     c = _Checker(path, "manifest")
@@ -122,31 +261,65 @@ def check_manifest(value, path: str) -> dict:
             c.get(step, "position", int, step_where)
             c.get(step, "sha256", SHA256, step_where)
             check_store_file(key, step.get("file"), step.get("format"), f"{path} (manifest): {step_where}")
-    return manifest
+    return cast(Manifest, manifest)
 
 
-def check_output_entry(entry, where: str, path: str = "provenance.json") -> dict:
+class AttemptFailure(TypedDict):
+    replicate: int | None  # None: the job failed before it ran a replicate
+    step: str | None
+    message: str
+
+
+class Attempt(TypedDict):
+    """``logs/blocks/<segment>/<lo>-<hi>.attempt.json``: how the last attempt
+    of a block job went; ``repliflow status`` reads it (the log is for people)."""
+
+    schema: str
+    state: Literal["running", "done", "failed"]
+    failures: list[AttemptFailure]
+
+
+ATTEMPT_STATES = ("running", "done", "failed")
+
+
+def check_attempt(value: object, path: str) -> Attempt:
+    c = _Checker(path, "attempt record")
+    attempt = c.object(value, "the attempt record")
+    if attempt.get("schema") != ATTEMPT_SCHEMA:
+        c.fail(f"has schema {attempt.get('schema')!r}, expected {ATTEMPT_SCHEMA!r}")
+    if attempt.get("state") not in ATTEMPT_STATES:
+        c.fail(f"field 'state' is {_type(attempt.get('state'))}, expected one of {', '.join(ATTEMPT_STATES)}")
+    for index, failure in enumerate(c.get(attempt, "failures", list)):
+        where = f"failures[{index}]."
+        c.object(failure, where[:-1])
+        c.get(failure, "replicate", int, where, optional=True)
+        c.get(failure, "step", str, where, optional=True)
+        c.get(failure, "message", str, where)
+    return cast(Attempt, attempt)
+
+
+def check_output_entry(entry: object, where: str, path: str = "provenance.json") -> OutputEntry:
     """One of provenance.json's ``outputs``: the fields audit, the view and
     the PROV export read (the path itself is checked by layout.output_paths)."""
     c = _Checker(path, "provenance")
-    c.object(entry, where)
+    record = c.object(entry, where)
     prefix = f"{where}."
-    c.get(entry, "key", KEY, prefix)
-    c.get(entry, "sha256", SHA256, prefix)
-    c.get(entry, "position", int, prefix)
-    c.get(entry, "replicate", int, prefix)
-    c.get(entry, "seed", int, prefix)
-    c.get(entry, "step", str, prefix)
-    fmt = c.get(entry, "format", str, prefix, optional=True)
+    c.get(record, "key", KEY, prefix)
+    c.get(record, "sha256", SHA256, prefix)
+    c.get(record, "position", int, prefix)
+    c.get(record, "replicate", int, prefix)
+    c.get(record, "seed", int, prefix)
+    c.get(record, "step", str, prefix)
+    fmt = c.get(record, "format", str, prefix, optional=True)
     if fmt is not None and fmt not in EXTENSIONS:
         c.fail(f"{prefix}format is {fmt!r}, expected one of {', '.join(EXTENSIONS)}")
-    conditions = c.get(entry, "conditions", list, prefix)
+    conditions = c.get(record, "conditions", list, prefix)
     if not all(isinstance(name, str) for name in conditions):
         c.fail(f"{prefix}conditions holds something other than names")
-    return entry
+    return cast(OutputEntry, record)
 
 
-def check_provenance(value, path: str) -> dict:
+def check_provenance(value: object, path: str) -> dict[str, Any]:
     """provenance.json's top-level fields, typed (its outputs are checked one by
     one with check_output_entry, so one bad entry does not hide the rest)."""
     c = _Checker(path, "provenance")

@@ -58,15 +58,15 @@ def resolve_code_path(code: str, workdir: str | None = None) -> Path:
                 key="code",
             )
         return path
-    path = find_module_file(code, [workdir, *sys.path])
-    if path is None:
+    found = find_module_file(code, [workdir, *sys.path])
+    if found is None:
         raise ConfigError(
             f"the code module {code!r} cannot be found (no {code.replace('.', '/')}.py or "
             f"{code.replace('.', '/')}/__init__.py in {workdir} or on sys.path); give a .py path "
             "relative to the working directory or a module importable from it",
             key="code",
         )
-    return path
+    return found
 
 
 def find_module_file(module: str, roots: list[str]) -> Path | None:
@@ -87,7 +87,7 @@ def find_module_file(module: str, roots: list[str]) -> Path | None:
 
 
 @lru_cache(maxsize=64)
-def _parse(path: str, mtime_ns: int) -> dict[str, ast.AST]:
+def _parse(path: str, mtime_ns: int) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
     import io
     import tokenize
 
@@ -164,6 +164,8 @@ def load_module(path: Path) -> ModuleType:
     if str(path.parent) not in sys.path:
         sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:  # no loader for the suffix: not a .py file
+        raise ImportError(f"{path} is not a Python source file (.py); it cannot be imported", path=str(path))
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)

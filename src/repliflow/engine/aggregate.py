@@ -1,7 +1,7 @@
 """Collect metrics from the store, run the verifiers, record provenance.
 
 Writes ``metrics.csv``, ``hypotheses.json`` and ``provenance.json`` (see
-DESIGN.md section 3). Every value read from the store is checked against the
+docs/provenance.md). Every value read from the store is checked against the
 sha256 its sidecar recorded. A replicate whose metric is NaN, None or absent
 keeps its row (value ``nan`` or empty), so verifiers count it as missing and
 paired tests keep replicates aligned.
@@ -19,22 +19,42 @@ import platform
 import socket
 import sys
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from repliflow.core import hashing
-from repliflow.core.plan import BASELINE, Plan, Segment, build_plan
+from repliflow.core.plan import BASELINE, Plan, build_plan
+from repliflow.core.records import (
+    PROVENANCE_SCHEMA,
+    Manifest,
+    ManifestReplicate,
+    ManifestStep,
+    OutputEntry,
+    StepFailure,
+)
 from repliflow.errors import RepliflowError, StoreMismatch
 from repliflow.stats import DEFAULT_CORRECTION
 from repliflow.stats.corrections import adjust
-from repliflow.stats.registry import check_params, resolve_verifier
+from repliflow.stats.registry import Verifier, check_params, resolve_verifier
 from repliflow.store import pathgate, storage
-from repliflow.store.layout import LAST_GOOD, iter_provenance_outputs, read_manifests
+from repliflow.store.layout import HYPOTHESES, LAST_GOOD, METRICS, PROVENANCE, SIDECAR_SUFFIX
+from repliflow.store.provenance import iter_provenance_outputs, read_manifests
 
-PROVENANCE_SCHEMA = "repliflow.provenance/2"
+if TYPE_CHECKING:
+    from snakemake.script import Snakemake
+
+# the block manifests, by (segment id, first replicate) (store.provenance.read_manifests)
+Manifests = dict[tuple[str, int], Manifest]
+
+
+class FailedReplicate(StepFailure):
+    """One of hypotheses.json's ``failed_replicates`` (on_failure: missing)."""
+
+    replicate: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +81,10 @@ class MetricTable:
         self.conditions = conditions
         self.seeds = seeds
         self._size = len(conditions) * len(seeds)
-        self._values: dict[str, array] = {}
+        self._values: dict[str, array[float]] = {}
         self._returned: dict[str, bytearray] = {}
 
-    def put(self, position: int, outputs, *, condition: str, replicate: int, key: str) -> None:
+    def put(self, position: int, outputs: object, *, condition: str, replicate: int, key: str) -> None:
         """The metrics one replicate's last step returned (``outputs``), checked."""
         if not isinstance(outputs, dict):
             raise RepliflowError(
@@ -119,19 +139,10 @@ class MetricTable:
                 position += 1
 
 
-def _chain(plan: Plan, condition: str) -> list[Segment]:
-    segments = []
-    segment = plan.final_segment(condition)
-    while segment is not None:
-        segments.append(segment)
-        segment = plan.segments[segment.parent] if segment.parent else None
-    return segments[::-1]
-
-
-def replicate_entries(plan: Plan, manifests: dict, condition: str, replicate: int) -> list[dict]:
+def replicate_entries(plan: Plan, manifests: Manifests, condition: str, replicate: int) -> list[ManifestStep]:
     """The manifest entries (one per step, datasource first) of one replicate."""
-    steps = []
-    for segment in _chain(plan, condition):
+    steps: list[ManifestStep] = []
+    for segment in plan.chain(condition):
         block = plan.block_for(segment, replicate)
         manifest = manifests.get((segment.id, block.lo))
         if manifest is None:
@@ -153,16 +164,16 @@ def replicate_entries(plan: Plan, manifests: dict, condition: str, replicate: in
     return steps
 
 
-def failed_replicates(plan: Plan, manifests: dict) -> dict[str, list[dict]]:
+def failed_replicates(plan: Plan, manifests: Manifests) -> dict[str, list[FailedReplicate]]:
     """Per condition, the replicates that failed under ``on_failure: missing``:
     ``{"replicate", "step", "error"}`` of the first failure on its chain."""
-    by_segment: dict[str, list[dict]] = {}
+    by_segment: dict[str, list[ManifestReplicate]] = {}
     for (segment_id, _), manifest in manifests.items():
         by_segment.setdefault(segment_id, []).extend(r for r in manifest["replicates"] if r.get("failed"))
-    failed: dict[str, list[dict]] = {}
+    failed: dict[str, list[FailedReplicate]] = {}
     for condition in plan.conditions:
-        first: dict[int, dict] = {}
-        for segment in _chain(plan, condition.name):  # datasource first
+        first: dict[int, FailedReplicate] = {}
+        for segment in plan.chain(condition.name):  # datasource first
             for record in by_segment.get(segment.id, []):
                 if record["replicate"] < plan.replicates:
                     first.setdefault(
@@ -173,7 +184,7 @@ def failed_replicates(plan: Plan, manifests: dict) -> dict[str, list[dict]]:
     return failed
 
 
-def _metric_value(value, *, metric: str, condition: str, replicate: int, key: str) -> float | None:
+def _metric_value(value: object, *, metric: str, condition: str, replicate: int, key: str) -> float | None:
     if value is None:
         return None
     if not isinstance(value, str) and hasattr(value, "__float__"):  # numbers, bools, NumPy scalars
@@ -185,7 +196,7 @@ def _metric_value(value, *, metric: str, condition: str, replicate: int, key: st
     )
 
 
-def collect_metrics(plan: Plan, manifests: dict) -> MetricTable:
+def collect_metrics(plan: Plan, manifests: Manifests) -> MetricTable:
     """The metrics of every condition x replicate, read from the store as each
     last step's output is loaded (one output decoded at a time)."""
     table = MetricTable([c.name for c in plan.conditions], plan.seeds())
@@ -218,10 +229,10 @@ def metrics_csv(rows: Iterable[MetricRow]) -> str:
     return buffer.getvalue()
 
 
-def _plain(value):
+def _plain(value: object) -> object:
     """JSON-safe copy: NaN and infinities become null, NumPy scalars Python ones."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return _plain_dict(value)
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
@@ -231,7 +242,14 @@ def _plain(value):
     return value
 
 
-def _verify(hypothesis: dict, verifier, baseline: list[float], treatment: list[float], name: str) -> dict:
+def _plain_dict(value: Mapping[Any, object]) -> dict[str, Any]:
+    """``_plain`` of a mapping: a JSON object."""
+    return {str(k): _plain(v) for k, v in value.items()}
+
+
+def _verify(
+    hypothesis: dict[str, Any], verifier: Verifier, baseline: list[float], treatment: list[float], name: str
+) -> dict[str, Any]:
     spec, metric = hypothesis["verifier"], hypothesis["metric"]
     try:
         result = verifier(baseline, treatment, **(hypothesis.get("params") or {}))
@@ -245,30 +263,31 @@ def _verify(hypothesis: dict, verifier, baseline: list[float], treatment: list[f
             f"repliflow: verifier '{spec}' of hypothesis '{hypothesis['name']}' returned {result!r}; a "
             "verifier returns a dict holding at least 'p_value' and 'significant'"
         )
-    return _plain(result)
+    return _plain_dict(result)
 
 
-def _correct(results: dict[str, dict], correction: str, alpha: float) -> None:
+def _correct(results: dict[str, dict[str, Any]], correction: str, alpha: float) -> None:
     """Adjust the treatments' p-values together; decide ``significant`` on the adjusted one."""
     treatments = list(results)
     raw = [results[t]["p_value"] for t in treatments]
     for treatment, p_raw, p_adj in zip(treatments, raw, adjust(raw, correction), strict=True):
         result = results[treatment]
-        p_adj = None if math.isnan(p_adj) else p_adj
+        adjusted = None if math.isnan(p_adj) else p_adj
         result["significant_raw"] = bool(result["significant"])
         result.update(
-            p_value=p_adj,
+            p_value=adjusted,
             p_value_raw=p_raw,
-            p_value_adjusted=p_adj,
+            p_value_adjusted=adjusted,
             correction=correction,
-            significant=p_adj is not None and p_adj < alpha,
+            significant=adjusted is not None and adjusted < alpha,
         )
 
 
-def run_hypotheses(plan: Plan, rows: MetricTable, workdir: str | None = None) -> dict:
+def run_hypotheses(plan: Plan, rows: MetricTable, workdir: str | None = None) -> dict[str, Any]:
+    """hypotheses.json (without ``failed_replicates``)."""
     present = [metric for metric in rows.metrics if rows.returned(metric)]
     treatments = [c.name for c in plan.conditions if c.name != BASELINE]
-    out = []
+    out: list[dict[str, Any]] = []
     for index, hypothesis in enumerate(plan.hypotheses):
         name, metric, spec = hypothesis["name"], hypothesis["metric"], hypothesis["verifier"]
         if metric not in present:
@@ -336,7 +355,7 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def build_provenance(plan: Plan, manifests: dict, config_files: str) -> dict:
+def build_provenance(plan: Plan, manifests: Manifests, config_files: str) -> dict[str, Any]:
     """provenance.json without its ``outputs`` (write_provenance streams them)."""
     code_path = plan.code_path
     return {
@@ -358,7 +377,7 @@ def build_provenance(plan: Plan, manifests: dict, config_files: str) -> dict:
         "conditions": {
             c.name: {
                 "params": {step.name: step.params for step in c.steps},
-                "segments": [s.label for s in _chain(plan, c.name)],
+                "segments": [s.label for s in plan.chain(c.name)],
             }
             for c in plan.conditions
         },
@@ -372,7 +391,7 @@ def build_provenance(plan: Plan, manifests: dict, config_files: str) -> dict:
     }
 
 
-def aggregate(plan: Plan, manifest_paths, out_dir: Path, config_files: str) -> None:
+def aggregate(plan: Plan, manifest_paths: Iterable[str | Path], out_dir: Path, config_files: str) -> None:
     manifests = read_manifests(manifest_paths)
     try:
         rows = collect_metrics(plan, manifests)
@@ -384,17 +403,17 @@ def aggregate(plan: Plan, manifest_paths, out_dir: Path, config_files: str) -> N
         hypotheses["failed_replicates"] = failed
     provenance = build_provenance(plan, manifests, config_files)
     tables = {
-        "metrics.csv": metrics_csv(rows).encode(),
-        "hypotheses.json": json.dumps(hypotheses, indent=2, allow_nan=False).encode(),
+        METRICS: metrics_csv(rows).encode(),
+        HYPOTHESES: json.dumps(hypotheses, indent=2, allow_nan=False).encode(),
     }
     provenance["results"] = {name: hashing.sha256_hex(data) for name, data in tables.items()}
     for name, data in tables.items():
         storage.atomic_write(out_dir / name, data)
-    write_provenance(out_dir / "provenance.json", provenance, iter_provenance_outputs(plan, manifests))
-    keep_last_good(out_dir, [*tables, "provenance.json"])
+    write_provenance(out_dir / PROVENANCE, provenance, iter_provenance_outputs(plan, manifests))
+    keep_last_good(out_dir, [*tables, PROVENANCE])
 
 
-def _set_aside(plan: Plan, manifests: dict, exc: StoreMismatch) -> RepliflowError:
+def _set_aside(plan: Plan, manifests: Manifests, exc: StoreMismatch) -> RepliflowError:
     """Move what does not match out of the way, so that the next run repairs
     it (reconcile sees it missing): the edited manifest, or the damaged
     output and its sidecar (to quarantine). Returns the error to stop with."""
@@ -408,7 +427,7 @@ def _set_aside(plan: Plan, manifests: dict, exc: StoreMismatch) -> RepliflowErro
                     f"{exc}; removed that manifest, {path}: run the same command again to rebuild it"
                 )
         return RepliflowError(str(exc))
-    names = [os.path.basename(exc.path), f"{exc.key}{storage.SIDECAR_SUFFIX}"]
+    names = [os.path.basename(exc.path), f"{exc.key}{SIDECAR_SUFFIX}"]
     moved = storage.quarantine(plan.store_dir, exc.key, names, str(exc))
     return RepliflowError(
         f"{exc}; moved {', '.join(moved) or 'nothing'} to {plan.results_dir}/quarantine: run the same "
@@ -436,7 +455,7 @@ def keep_last_good(out_dir: Path, names: list[str]) -> None:
             return
 
 
-def write_provenance(path: Path, head: dict, outputs) -> None:
+def write_provenance(path: Path, head: dict[str, Any], outputs: Iterable[OutputEntry]) -> None:
     """Write provenance.json as ``provenance_json`` would (the same text), with
     the outputs encoded and written one at a time, through a temp file that
     is then renamed: the whole text is never in memory."""
@@ -459,7 +478,7 @@ def write_provenance(path: Path, head: dict, outputs) -> None:
         raise
 
 
-def provenance_json(provenance: dict) -> str:
+def provenance_json(provenance: dict[str, Any]) -> str:
     """provenance.json's text: indented, with one line per output.
 
     ``json.dumps(indent=...)`` runs the pure-Python encoder; each output is
@@ -476,7 +495,7 @@ def provenance_json(provenance: dict) -> str:
     return f"{text[:-2]},\n {outputs}\n}}" if head else f"{{\n {outputs}\n}}"
 
 
-def run_from_snakemake(smk) -> None:
+def run_from_snakemake(smk: Snakemake) -> None:
     """The ``aggregate`` rule: the tables, then the report rendered from them.
     One job rather than two: the report needs the same numpy and scipy
     imports, which cost more than rendering it at the end of every run.

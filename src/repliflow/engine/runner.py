@@ -21,19 +21,36 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Awaitable, Callable, Container
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
+from typing import Any, Literal, NoReturn, TextIO
 
 from repliflow import __version__
 from repliflow.core import hashing
 from repliflow.core.context import Context
 from repliflow.core.plan import Step, chain_keys
+from repliflow.core.records import (
+    ATTEMPT_SCHEMA,
+    MANIFEST_SCHEMA,
+    SIDECAR_SCHEMA,
+    Attempt,
+    AttemptFailure,
+    BlockSpec,
+    JobSidecar,
+    Manifest,
+    ManifestReplicate,
+    ManifestStep,
+    Sidecar,
+    StepFailure,
+    Upstream,
+)
 from repliflow.core.stepcode import function_info, load_module, resolve_code_path
-from repliflow.engine.supervise import Watch, supervise
+from repliflow.engine.supervise import Death, Watch, supervise
 from repliflow.errors import BadRecord, IntegrityError, RepliflowError, StepError, UntrustedError
 from repliflow.store import pathgate, storage
-
-MANIFEST_SCHEMA = "repliflow.manifest/1"
+from repliflow.store.layout import SIDECAR_SUFFIX, ResultsLayout
 
 
 def _now() -> str:
@@ -44,7 +61,7 @@ class _Versions:
     """Versions of the third-party modules loaded so far (recomputed as
     steps import more)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._seen = -1
         self._versions: dict[str, str] = {}
 
@@ -67,27 +84,31 @@ class _Versions:
 
 class BlockRunner:
     def __init__(
-        self, spec: dict, workdir: str | None = None, log_path: str | None = None, watch: Watch | None = None
-    ):
+        self,
+        spec: BlockSpec,
+        workdir: str | None = None,
+        log_path: str | None = None,
+        watch: Watch | None = None,
+    ) -> None:
         self.spec = spec
         self.watch = watch or Watch()
-        self.timeouts = spec.get("timeouts") or [None] * len(spec["steps"])
+        self.timeouts: list[float | None] = spec.get("timeouts") or [None] * len(spec["steps"])
         self.log_path = log_path
         self.workdir = workdir or os.getcwd()
         self.steps = [
             Step(s["name"], s["function"], s["position"], s["code_hash"], s["params"]) for s in spec["steps"]
         ]
         self.start = spec["start"]
-        results = os.path.join(self.workdir, "results", spec["experiment"])
-        pathgate.check_results_tree(results)
-        self.store = os.path.join(results, "store")
+        layout = ResultsLayout.of(spec["experiment"], self.workdir)
+        pathgate.check_results_tree(layout.root)
+        self.store = layout.store
         self.condition = spec["condition"]
         self.versions = _Versions()
         self.host = socket.gethostname()
         self.python = platform.python_version()
         self.functions = self._load_functions()
 
-    def _load_functions(self) -> list:
+    def _load_functions(self) -> list[Callable[..., Any]]:
         code_path = self.code_path = resolve_code_path(self.spec["code"], self.workdir)
         for step in self.steps:
             info = function_info(code_path, step.function, key=f"step {step.name}")
@@ -108,10 +129,13 @@ class BlockRunner:
             ) from exc
         return [getattr(module, step.function) for step in self.steps]
 
-    def run(self, progress=None, skip=frozenset()) -> tuple[list[dict], list[StepError]]:
+    def run(
+        self, progress: Callable[[int, int, int], None] | None = None, skip: Container[int] = frozenset()
+    ) -> tuple[list[ManifestReplicate], list[StepError]]:
         """Every replicate of the block but those in ``skip`` (which a watching
         parent already reported as failed: they killed their process)."""
-        entries, failures = [], []
+        entries: list[ManifestReplicate] = []
+        failures: list[StepError] = []
         lo, hi = self.spec["lo"], self.spec["hi"]
         for index, replicate in enumerate(range(lo, hi)):
             if replicate in skip:
@@ -124,10 +148,10 @@ class BlockRunner:
                 progress(index + 1, hi - lo, len(failures))
         return entries, failures
 
-    def run_replicate(self, replicate: int) -> dict:
+    def run_replicate(self, replicate: int) -> ManifestReplicate:
         seed = hashing.replicate_seed(self.spec["seed"], replicate)
         keys = chain_keys(self.steps, seed)
-        sidecars: dict[int, tuple[dict, int]] = {}  # position -> (sidecar, its size in bytes)
+        sidecars: dict[int, tuple[Sidecar, int]] = {}  # position -> (sidecar, its size in bytes)
         first_missing = None
         for position in range(self.start, len(self.steps)):
             stored = self._stored(keys[position], replicate)
@@ -137,25 +161,22 @@ class BlockRunner:
             sidecars[position] = stored
         if first_missing is not None:
             self._compute(replicate, seed, keys, first_missing, sidecars)
-        return {
-            "replicate": replicate,
-            "seed": seed,
-            "steps": [
-                {
-                    "step": self.steps[p].name,
-                    "position": p,
-                    "key": keys[p],
-                    "file": sidecars[p][0]["output"]["file"],
-                    "format": sidecars[p][0]["output"]["format"],
-                    "sha256": sidecars[p][0]["output"]["sha256"],
-                    "bytes": sidecars[p][0]["output"].get("bytes"),
-                    "sidecar_bytes": sidecars[p][1],
-                }
-                for p in range(self.start, len(self.steps))
-            ],
-        }
+        steps: list[ManifestStep] = [
+            {
+                "step": self.steps[p].name,
+                "position": p,
+                "key": keys[p],
+                "file": sidecars[p][0]["output"]["file"],
+                "format": sidecars[p][0]["output"]["format"],
+                "sha256": sidecars[p][0]["output"]["sha256"],
+                "bytes": sidecars[p][0]["output"].get("bytes"),
+                "sidecar_bytes": sidecars[p][1],
+            }
+            for p in range(self.start, len(self.steps))
+        ]
+        return {"replicate": replicate, "seed": seed, "steps": steps}
 
-    def _stored(self, key: str, replicate: int) -> tuple[dict, int] | None:
+    def _stored(self, key: str, replicate: int) -> tuple[Sidecar, int] | None:
         """The sidecar of ``key`` (and its size) when it and its output are
         stored as regular files and the output's bytes still have the sha256
         the sidecar records; else None, and the output is computed again.
@@ -165,7 +186,7 @@ class BlockRunner:
         try:
             sidecar = storage.read_sidecar(self.store, key)
         except BadRecord as exc:
-            self._quarantine(key, [f"{key}{storage.SIDECAR_SUFFIX}"], exc.problem, replicate)
+            self._quarantine(key, [f"{key}{SIDECAR_SUFFIX}"], exc.problem, replicate)
             return None
         if sidecar is None:
             return None
@@ -175,25 +196,28 @@ class BlockRunner:
         except FileNotFoundError:
             return None
         except (OSError, RepliflowError) as exc:
-            self._quarantine(key, [output["file"], f"{key}{storage.SIDECAR_SUFFIX}"], str(exc), replicate)
+            self._quarantine(key, [output["file"], f"{key}{SIDECAR_SUFFIX}"], str(exc), replicate)
             return None
         if actual != output["sha256"]:
             why = f"its sha256 is {actual} ({size} bytes), its sidecar records {output['sha256']}"
-            self._quarantine(key, [output["file"], f"{key}{storage.SIDECAR_SUFFIX}"], why, replicate)
+            self._quarantine(key, [output["file"], f"{key}{SIDECAR_SUFFIX}"], why, replicate)
             return None
         return sidecar, os.lstat(storage.sidecar_path(self.store, key)).st_size
 
-    def _load_input(self, replicate: int, step: str, key: str, known: tuple[dict, int] | None):
+    def _load_input(
+        self, replicate: int, step: str, key: str, known: tuple[Sidecar, int] | None
+    ) -> tuple[Any, str]:
         """The value and sha256 of the stored input ``key``, or a StepError
         that says what to do: a damaged input goes to quarantine, and the next
         run makes it again (its own job) before this step."""
+        cause: Exception
         try:
-            return storage.load(self.store, key, known and known[0]["output"])
+            return storage.load(self.store, key, known[0]["output"] if known else None)
         except UntrustedError as exc:
             cause, message = exc, str(exc).removeprefix("repliflow: ")
         except IntegrityError as exc:
             names = [f"{key}.{ext}" for ext in storage.EXTENSIONS.values()]
-            moved = storage.quarantine(self.store, key, [*names, f"{key}{storage.SIDECAR_SUFFIX}"], str(exc))
+            moved = storage.quarantine(self.store, key, [*names, f"{key}{SIDECAR_SUFFIX}"], str(exc))
             cause, message = (
                 exc,
                 (
@@ -221,7 +245,11 @@ class BlockRunner:
                 flush=True,
             )
 
-    def _compute(self, replicate, seed, keys, first, sidecars) -> None:
+    def _compute(
+        self, replicate: int, seed: int, keys: list[str], first: int, sidecars: dict[int, tuple[Sidecar, int]]
+    ) -> None:
+        data: Any
+        upstream: Upstream | None
         if first == 0:
             data, upstream = None, None
         else:
@@ -274,8 +302,10 @@ class BlockRunner:
                     step=step.name,
                 ) from exc
             key = keys[position]
-            sidecar = {
-                "schema": storage.SIDECAR_SCHEMA,
+            finished = _now()
+            output = storage.store_output(self.store, key, encoded)
+            sidecar: JobSidecar = {
+                "schema": SIDECAR_SCHEMA,
                 "key": key,
                 "experiment": self.spec["experiment"],
                 "step": step.name,
@@ -288,19 +318,26 @@ class BlockRunner:
                 "params": step.params,
                 "code_hash": step.code_hash,
                 "upstream": upstream,
-                "output": None,  # filled in by storage.write_output
+                "output": output,
                 "started": started,
-                "finished": _now(),
+                "finished": finished,
                 "duration_s": round(duration, 6),
                 "python": self.python,
                 "packages": self.versions.get(),
                 "host": self.host,
             }
-            sidecars[position] = (sidecar, storage.write_output(self.store, key, encoded, sidecar))
+            sidecars[position] = (sidecar, storage.write_sidecar(self.store, key, sidecar))
             upstream = {"key": key, "sha256": encoded.sha256}
 
     @staticmethod
-    def _call(function, position, data, ctx, params, timeout=None):
+    def _call(
+        function: Callable[..., Any],
+        position: int,
+        data: Any,
+        ctx: Context,
+        params: dict[str, Any],
+        timeout: float | None = None,
+    ) -> Any:
         if timeout is not None:  # the watching parent kills the process GRACE seconds later
             signal.signal(signal.SIGALRM, _timed_out)
             signal.setitimer(signal.ITIMER_REAL, timeout)
@@ -311,7 +348,9 @@ class BlockRunner:
                 signal.setitimer(signal.ITIMER_REAL, 0)
 
     @staticmethod
-    def _call_step(function, position, data, ctx, params):
+    def _call_step(
+        function: Callable[..., Any], position: int, data: Any, ctx: Context, params: dict[str, Any]
+    ) -> Any:
         random.seed(ctx.step_seed)
         numpy = sys.modules.get("numpy")
         if numpy is not None:
@@ -324,7 +363,7 @@ class BlockRunner:
         return result
 
 
-async def _await(awaitable):
+async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
@@ -332,7 +371,7 @@ class StepTimeout(Exception):
     """Raised in a step by the alarm its ``timeout`` set."""
 
 
-def _timed_out(signum, frame):
+def _timed_out(signum: int, frame: FrameType | None) -> NoReturn:
     raise StepTimeout
 
 
@@ -344,9 +383,8 @@ def _describe(exc: BaseException, timeout: float | None) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _check_metrics(value, condition, replicate, step) -> None:
-    ok = isinstance(value, dict) and all(isinstance(k, str) and _is_number(v) for k, v in value.items())
-    if not ok:
+def _check_metrics(value: object, condition: str, replicate: int, step: str) -> None:
+    if not (isinstance(value, dict) and all(isinstance(k, str) and _is_number(v) for k, v in value.items())):
         shown = repr(value)
         shown = shown if len(shown) < 200 else shown[:200] + "..."
         raise StepError(
@@ -368,7 +406,7 @@ def _check_metrics(value, condition, replicate, step) -> None:
             )
 
 
-def _is_number(value) -> bool:
+def _is_number(value: object) -> bool:
     if value is None:  # a metric this replicate could not compute: counted as missing
         return True
     if isinstance(value, bool):
@@ -379,10 +417,12 @@ def _is_number(value) -> bool:
     return numpy is not None and isinstance(value, (numpy.integer, numpy.floating, numpy.bool_))
 
 
-def _with_failures(spec: dict, entries: list[dict], failures: list[StepError], skip: dict) -> list[dict]:
+def _with_failures(
+    spec: BlockSpec, entries: list[ManifestReplicate], failures: list[StepError], skip: dict[int, Death]
+) -> list[ManifestReplicate]:
     """The manifest's replicates with the failed ones in place, as
     ``{"replicate", "seed", "failed": {"step", "error"}, "steps": []}``."""
-    failed = {f.replicate: {"step": f.step, "error": str(f)} for f in failures}
+    failed: dict[int, StepFailure] = {f.replicate: {"step": f.step, "error": str(f)} for f in failures}
     for replicate, death in skip.items():
         step = spec["steps"][death.position]["name"]
         failed[replicate] = {"step": step, "error": f"step '{step}': {death.cause}"}
@@ -393,8 +433,8 @@ def _with_failures(spec: dict, entries: list[dict], failures: list[StepError], s
     return [records[r] for r in sorted(records)]
 
 
-def write_manifest(path: Path, spec: dict, entries: list[dict]) -> None:
-    manifest = {
+def write_manifest(path: Path, spec: BlockSpec, entries: list[ManifestReplicate]) -> None:
+    manifest: Manifest = {
         "schema": MANIFEST_SCHEMA,
         "experiment": spec["experiment"],
         "segment": spec["segment"],
@@ -406,30 +446,55 @@ def write_manifest(path: Path, spec: dict, entries: list[dict]) -> None:
     storage.atomic_write(path, json.dumps(manifest, separators=(",", ":")).encode())
 
 
+def write_attempt(
+    path: str | None, state: Literal["running", "done", "failed"], failures: list[AttemptFailure]
+) -> None:
+    """The attempt record ``repliflow status`` reads (records.Attempt)."""
+    if path:
+        record: Attempt = {"schema": ATTEMPT_SCHEMA, "state": state, "failures": failures}
+        storage.atomic_write(Path(path), json.dumps(record, indent=1).encode())
+
+
+def _death_message(spec: BlockSpec, death: Death) -> str:
+    return str(
+        StepError(
+            f"{death.cause}; the other replicates of the block go on in a new process",
+            condition=spec["condition"],
+            replicate=death.replicate,
+            step=spec["steps"][death.position]["name"],
+        )
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m repliflow.engine.runner", description=__doc__)
     parser.add_argument("--spec", required=True, help="the block spec (JSON) the planner made")
     parser.add_argument("--manifest", required=True, help="the manifest to write on success")
     parser.add_argument("--log", help="log file for progress and tracebacks")
+    parser.add_argument("--attempt", help="where to record how this attempt went (for repliflow status)")
     args = parser.parse_args(argv)
-    spec = json.loads(args.spec)
-    log = open(args.log, "a") if args.log else sys.stderr  # noqa: SIM115
+    spec: BlockSpec = json.loads(args.spec)  # made by the plan (Plan.block_spec_json)
+    log: TextIO = open(args.log, "a") if args.log else sys.stderr  # noqa: SIM115
     saved_stderr = sys.stderr
     sys.stderr = log
     steps = spec["steps"]
 
-    def report(death) -> None:
-        failure = StepError(
-            f"{death.cause}; the other replicates of the block go on in a new process",
-            condition=spec["condition"],
-            replicate=death.replicate,
-            step=steps[death.position]["name"],
-        )
-        print(str(failure), file=log, flush=True)
-        print(str(failure), file=saved_stderr, flush=True)
+    def report(death: Death) -> None:
+        message = _death_message(spec, death)
+        print(message, file=log, flush=True)
+        print(message, file=saved_stderr, flush=True)
 
-    def work(watch, skip) -> int:
-        return _run(spec, Path(args.manifest), log, saved_stderr, args.log, watch=watch, skip=skip)
+    def work(watch: Watch, skip: dict[int, Death]) -> int:
+        return _run(
+            spec,
+            Path(args.manifest),
+            log,
+            saved_stderr,
+            args.log,
+            watch=watch,
+            skip=skip,
+            attempt=args.attempt,
+        )
 
     try:
         return supervise(work, timeouts=spec.get("timeouts") or [None] * len(steps), report=report, log=log)
@@ -440,7 +505,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(
-    spec: dict, manifest: Path, log, terminal, log_path: str | None = None, *, watch=None, skip=None
+    spec: BlockSpec,
+    manifest: Path,
+    log: TextIO,
+    terminal: TextIO,
+    log_path: str | None = None,
+    *,
+    watch: Watch | None = None,
+    skip: dict[int, Death] | None = None,
+    attempt: str | None = None,
 ) -> int:
     skip = skip or {}
     block = (
@@ -451,17 +524,19 @@ def _run(
         print(f"{_now()} resume {block} without replicate(s) {', '.join(map(str, sorted(skip)))}", file=log)
     else:
         print(f"{_now()} start {block}", file=log, flush=True)
+        write_attempt(attempt, "running", [])
     clock = time.perf_counter()
     try:
         runner = BlockRunner(spec, log_path=log_path, watch=watch)
     except RepliflowError as exc:
         print(str(exc), file=log)
         print(str(exc), file=terminal)
+        write_attempt(attempt, "failed", [{"replicate": None, "step": None, "message": str(exc)}])
         return 1
     total = spec["hi"] - spec["lo"]
     every = max(1, total // 10)
 
-    def progress(done, total, failed):
+    def progress(done: int, total: int, failed: int) -> None:
         if done % every == 0 or done == total:
             print(f"{_now()} {done}/{total} replicates, {failed} failed", file=log, flush=True)
 
@@ -470,6 +545,14 @@ def _run(
     for failure in failures:
         print(str(failure), file=log)
         print(str(failure), file=terminal)
+    failed: list[AttemptFailure] = [
+        {"replicate": f.replicate, "step": f.step, "message": str(f)} for f in failures
+    ]
+    failed += [
+        {"replicate": r, "step": spec["steps"][d.position]["name"], "message": _death_message(spec, d)}
+        for r, d in skip.items()
+    ]
+    failed.sort(key=lambda f: f["replicate"] if f["replicate"] is not None else -1)
     if (failures or skip) and spec.get("on_failure") == "missing":
         entries = _with_failures(spec, entries, failures, skip)
         print(
@@ -483,8 +566,10 @@ def _run(
             "other replicates' outputs are kept, and the next run redoes only the failed ones",
             file=log,
         )
+        write_attempt(attempt, "failed", failed)
         return 1
     write_manifest(manifest, spec, entries)
+    write_attempt(attempt, "done", failed)  # with on_failure: missing, the manifest has them too
     print(f"{_now()} done {block} in {elapsed:.3f}s", file=log, flush=True)
     return 0
 

@@ -5,7 +5,7 @@ Per condition, how many replicates are
 - ``done``: the condition's last step is stored (its block's manifest, or
   its sidecar, exists);
 - ``failed``: the last attempt of a job on its chain failed for it (read
-  from the job's log);
+  from the job's attempt record, ``logs/blocks/.../<block>.attempt.json``);
 - ``running``: a job on its chain is marked incomplete by Snakemake and a
   snakemake process works in this directory;
 - ``incomplete``: the same, but no snakemake runs here: the run was killed,
@@ -14,7 +14,7 @@ Per condition, how many replicates are
 
 It plans the config as the Snakefile does (which reads no user code and no
 data) and never builds Snakemake's DAG: it lists the block manifests and
-logs once per segment, decodes ``.snakemake/incomplete/``, and hashes keys
+attempt records once per segment, decodes ``.snakemake/incomplete/``, and hashes keys
 only for the replicates of jobs that started and did not finish. At the end
 it prints the exact snakemake command that finishes the run.
 """
@@ -22,31 +22,23 @@ it prints the exact snakemake command that finishes the run.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from repliflow.core import hashing
-from repliflow.core.plan import Block, Plan, Segment
+from repliflow.core.plan import Block, Plan, Segment, chain_keys, load_plan
+from repliflow.core.records import STATUS_SCHEMA, check_attempt
 from repliflow.errors import RepliflowError
+from repliflow.snakemake.command import DEFAULT_CONFIG, finish_command
+from repliflow.snakemake.markers import incomplete_outputs, snakemake_active
 from repliflow.store import storage
-from repliflow.store.layout import incomplete_outputs, load_plan, snakemake_active
-from repliflow.store.pathgate import check_results_tree, read_bytes
-from repliflow.store.reconcile import reconcile
+from repliflow.store.layout import TABLES, ResultsLayout
+from repliflow.store.pathgate import check_results_tree, read_json
+from repliflow.store.reconcile import Repair, reconcile
 
 STATES = ("done", "failed", "running", "incomplete", "missing")
-DEFAULT_CONFIG = "config/config.yaml"
-STATUS_SCHEMA = "repliflow.status/1"
-
-# What repliflow.engine.runner writes to a job's log: a "start" line per attempt, a
-# StepError line per failed replicate, a "done" line on success.
-_START = re.compile(r"^\S+ start segment ")
-_STEP_FAILED = re.compile(
-    r"^repliflow: step '(?P<step>[^']*)' failed for condition '[^']*', replicate (?P<r>\d+):"
-)
-_DONE = re.compile(r"^\S+ done segment ")
 
 # Block states
 _DONE_BLOCK, _IN_FLIGHT, _STARTED, _NOT_STARTED = "done", "in-flight", "started", "not-started"
@@ -79,7 +71,7 @@ class Status:
     def complete(self) -> bool:
         return not self.command
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["schema"] = STATUS_SCHEMA
         data["command"] = shlex.join(self.command) if self.command else None
@@ -93,7 +85,8 @@ class _Reader:
         self.plan = plan
         self.workdir = workdir
         self.results = workdir / plan.results_dir
-        self.store = self.results / "store"
+        self.layout = ResultsLayout.of(plan.experiment, str(workdir))
+        self.store = Path(self.layout.store)
         self.marked = incomplete_outputs(workdir)
         self.states: dict[tuple[str, int], str] = {}
         self.failed: dict[tuple[str, int], dict[int | None, str]] = {}
@@ -105,8 +98,8 @@ class _Reader:
             self._read_segment(segment)
 
     def _read_segment(self, segment: Segment) -> None:
-        manifests = _names(self.results / "blocks" / segment.label)
-        logs = _names(self.results / "logs" / "blocks" / segment.label)
+        manifests = _names(Path(self.layout.segment_blocks(segment.label)))
+        logs = _names(Path(self.layout.segment_logs(segment.label)))
         for block in self.plan.blocks(segment):
             where = (segment.id, block.lo)
             if self.plan.manifest_path(block) in self.marked:
@@ -114,11 +107,10 @@ class _Reader:
                 self.in_flight.append(self.plan.manifest_path(block))
             elif f"{block.label}.json" in manifests:
                 state = _DONE_BLOCK
-            elif f"{block.label}.log" in logs:
+            elif f"{block.label}.log" in logs or f"{block.label}.attempt.json" in logs:
                 state = _STARTED
-                log = self.results / "logs" / "blocks" / segment.label / f"{block.label}.log"
-                self.logs[where] = str(log.relative_to(self.workdir))
-                failed = _failures(log)
+                self.logs[where] = self.plan.layout.block_log(segment.label, block.label)
+                failed = _failures(Path(self.layout.block_attempt(segment.label, block.label)))
                 if failed:
                     self.failed[where] = failed
             else:
@@ -132,10 +124,7 @@ class _Reader:
             upstream = None
             if segment.parent is not None:
                 upstream = self.last_key(self.plan.segments[segment.parent], replicate)
-            seed = self.seeds[replicate]
-            for step in segment.steps[segment.start : segment.end + 1]:
-                upstream = hashing.recipe_key(step.function, step.code_hash, step.params, seed, upstream)
-            self._last_keys[memo] = upstream
+            self._last_keys[memo] = chain_keys(segment.positions, self.seeds[replicate], upstream)[-1]
         return self._last_keys[memo]
 
     def stored(self, segment: Segment, replicate: int) -> bool:
@@ -153,25 +142,19 @@ def _names(folder: Path) -> set[str]:
         return set()
 
 
-def _failures(log: Path) -> dict[int | None, str]:
-    """Failed replicates of the last attempt in a job's log (None: the whole
-    job failed before running any replicate); empty when it succeeded or is
-    still going."""
+def _failures(record: Path) -> dict[int | None, str]:
+    """Failed replicates of a job's last attempt, from its attempt record
+    (None: the whole job failed before running any replicate); empty when it
+    succeeded, is still going, or left no readable record."""
     try:
-        lines = read_bytes(log).decode(errors="replace").splitlines()
+        attempt = check_attempt(read_json(record, "attempt record"), str(record))
     except (OSError, RepliflowError):
         return {}
-    starts = [i for i, line in enumerate(lines) if _START.match(line)]
-    last = lines[starts[-1] + 1 :] if starts else lines
+    if attempt["state"] != "failed":
+        return {}
     failed: dict[int | None, str] = {}
-    for line in last:
-        if _DONE.match(line):
-            return {}
-        match = _STEP_FAILED.match(line)
-        if match:
-            failed.setdefault(int(match["r"]), line)
-        elif line.startswith("repliflow: ") and not failed:
-            failed[None] = line  # e.g. the code file failed to import
+    for failure in attempt["failures"]:
+        failed.setdefault(failure["replicate"], failure["message"])
     return failed
 
 
@@ -207,12 +190,8 @@ def status(config_file: str | Path | None = None, workdir: str | Path = ".") -> 
     reader = _Reader(plan, workdir)
     active = snakemake_active(workdir)
     counts: dict[str, dict[str, int]] = {}
-    chains = {}
     for condition in plan.conditions:
-        chain = [plan.final_segment(condition.name)]
-        while chain[0].parent is not None:
-            chain.insert(0, plan.segments[chain[0].parent])
-        chains[condition.name] = chain
+        chain = plan.chain(condition.name)
         tally = dict.fromkeys(STATES, 0)
         for block in plan.blocks(chain[-1]):
             if reader.states[(chain[-1].id, block.lo)] == _DONE_BLOCK:
@@ -225,11 +204,10 @@ def status(config_file: str | Path | None = None, workdir: str | Path = ".") -> 
     failures = []
     for (segment_id, _lo), failed in sorted(reader.failed.items()):
         segment = plan.segments[segment_id]
-        for replicate, message in sorted(failed.items(), key=lambda item: -1 if item[0] is None else item[0]):
-            failures.append(Failure(segment.conditions, replicate, message, reader.logs[(segment_id, _lo)]))
+        for which, message in sorted(failed.items(), key=lambda item: -1 if item[0] is None else item[0]):
+            failures.append(Failure(segment.conditions, which, message, reader.logs[(segment_id, _lo)]))
     tables = all(
-        (reader.results / name).exists() and f"{plan.results_dir}/{name}" not in reader.marked
-        for name in ("metrics.csv", "hypotheses.json", "provenance.json")
+        (reader.results / name).exists() and plan.layout.table(name) not in reader.marked for name in TABLES
     )
     result = Status(
         experiment=plan.experiment,
@@ -256,7 +234,7 @@ def status(config_file: str | Path | None = None, workdir: str | Path = ".") -> 
     return result
 
 
-def _count_recorded_failures(plan: Plan, repairs, counts: dict[str, dict[str, int]]) -> None:
+def _count_recorded_failures(plan: Plan, repairs: list[Repair], counts: dict[str, dict[str, int]]) -> None:
     """Replicates a final block's manifest records as failed (on_failure:
     missing) are failed, not done."""
     failed = {repair.target: repair.failed for repair in repairs if repair.failed}
@@ -268,25 +246,6 @@ def _count_recorded_failures(plan: Plan, repairs, counts: dict[str, dict[str, in
             number = len(failed.get(plan.manifest_path(block), ()))
             counts[condition.name]["done"] -= number
             counts[condition.name]["failed"] += number
-
-
-def finish_command(workdir: Path, config_file: str | Path | None, *, rerun_incomplete: bool) -> list[str]:
-    """The snakemake command, run from the current directory, that finishes the run."""
-    command = ["snakemake", "--cores", "all"]
-    here = Path.cwd().resolve()
-    target = workdir.resolve()
-    if not (target / "Snakefile").exists():
-        from repliflow.shipped import snakefile
-
-        command += ["--snakefile", str(snakefile())]
-        config_file = config_file or workdir / DEFAULT_CONFIG  # say which, explicitly
-    if target != here:
-        command += ["--directory", os.path.relpath(target, here)]
-    if config_file is not None:
-        command += ["--configfile", str(config_file)]
-    if rerun_incomplete:
-        command.append("--rerun-incomplete")
-    return command
 
 
 def format_status(result: Status) -> str:

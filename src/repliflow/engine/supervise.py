@@ -31,19 +31,21 @@ import signal
 import struct
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 GRACE = 5.0  # seconds past a step's timeout before the child is killed
 POLL = 0.5  # seconds between looks at the child's current step, when a step has a timeout
 _LAYOUT = struct.Struct("qqd")  # replicate, position (-1: not in a step), started (monotonic)
+Current = tuple[int, int, float]  # the step the child is in: replicate, position, started
 
 
 class Watch:
     """Shared memory the child writes and the parent reads."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._memory = mmap.mmap(-1, _LAYOUT.size)
         self.leave()
 
@@ -53,7 +55,7 @@ class Watch:
     def leave(self) -> None:
         _LAYOUT.pack_into(self._memory, 0, -1, -1, 0.0)
 
-    def current(self) -> tuple[int, int, float] | None:
+    def current(self) -> Current | None:
         replicate, position, started = _LAYOUT.unpack_from(self._memory, 0)
         return None if position < 0 else (replicate, position, started)
 
@@ -108,7 +110,7 @@ def supervise(
     *,
     timeouts: list[float | None],
     report: Callable[[Death], None],
-    log,
+    log: TextIO,
 ) -> int:
     """Run ``work(watch, skip)`` in child processes until one ends by itself;
     ``report`` each death inside a step, and give the next child the deaths
@@ -141,7 +143,9 @@ def supervise(
         skip[outcome.replicate] = outcome
 
 
-def _wait(pid: int, watch: Watch, timeouts, ancestor: int | None, log) -> int | Death | None:
+def _wait(
+    pid: int, watch: Watch, timeouts: Sequence[float | None], ancestor: int | None, log: TextIO
+) -> int | Death | None:
     """The child's exit code when it ended by itself; a Death when it died in
     a step or was stopped for a timeout; None when Snakemake went away."""
     child = os.pidfd_open(pid)
@@ -149,7 +153,8 @@ def _wait(pid: int, watch: Watch, timeouts, ancestor: int | None, log) -> int | 
         while True:
             current = watch.current()
             limit = None if current is None else timeouts[current[1]]
-            if limit is not None:
+            wait: float | None  # seconds; None: until the child or Snakemake ends
+            if current is not None and limit is not None:
                 wait = max(0.0, current[2] + limit + GRACE - time.monotonic())
             else:  # look again soon: the child may enter a step with a timeout meanwhile
                 wait = POLL if any(t is not None for t in timeouts) else None
@@ -168,7 +173,7 @@ def _wait(pid: int, watch: Watch, timeouts, ancestor: int | None, log) -> int | 
                 return None
             current = watch.current()
             limit = None if current is None else timeouts[current[1]]
-            if limit is not None and time.monotonic() >= current[2] + limit + GRACE:
+            if current is not None and limit is not None and time.monotonic() >= current[2] + limit + GRACE:
                 _stop(pid, grace=0)
                 return Death(
                     current[0], current[1], f"it ran longer than its timeout of {limit:g} s (killed)"
@@ -177,7 +182,7 @@ def _wait(pid: int, watch: Watch, timeouts, ancestor: int | None, log) -> int | 
         os.close(child)
 
 
-def _ended(status: int, current) -> int | Death:
+def _ended(status: int, current: Current | None) -> int | Death:
     if current is None and os.WIFEXITED(status):
         return os.WEXITSTATUS(status)
     if current is None:  # killed between steps (e.g. by the OOM killer)

@@ -26,11 +26,11 @@ import re
 import statistics
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from repliflow.errors import RepliflowError
 from repliflow.report import plots
@@ -148,7 +148,7 @@ def to_markdown(blocks: list[Block]) -> str:
 # --- formatting --------------------------------------------------------------------------
 
 
-def num(value) -> str:
+def num(value: object) -> str:
     if value is None:
         return DASH
     if isinstance(value, bool):
@@ -162,22 +162,22 @@ def num(value) -> str:
     return str(value)
 
 
-def pval(value) -> str:
+def pval(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return DASH
     return f"{value:.2e}" if value < 0.001 else f"{value:.3g}"
 
 
-def interval(ci, alternative: str | None = None) -> str:
+def interval(ci: Sequence[float | None] | None, alternative: str | None = None) -> str:
     """[low, high]; JSON null bounds are the open side of a one-sided interval."""
     if not ci:
         return DASH
     low, high = ci
     if low is None and high is None:
         return DASH
-    low = num(low) if low is not None else ("−∞" if alternative == "less" else DASH)
-    high = num(high) if high is not None else ("∞" if alternative == "greater" else DASH)
-    return f"[{low}, {high}]"
+    low_text = num(low) if low is not None else ("−∞" if alternative == "less" else DASH)
+    high_text = num(high) if high is not None else ("∞" if alternative == "greater" else DASH)
+    return f"[{low_text}, {high_text}]"
 
 
 EFFECT_NAMES = {
@@ -197,7 +197,7 @@ TEST_NAMES = {
 }
 
 
-def _effect(result: dict) -> tuple[str, str]:
+def _effect(result: Mapping[str, Any]) -> tuple[str, str]:
     name = result.get("effect_size")
     if not isinstance(name, str) or name not in result:
         return DASH, DASH
@@ -205,7 +205,7 @@ def _effect(result: dict) -> tuple[str, str]:
     return f"{label} {num(result.get(name))}", interval(result.get(f"{name}_ci"), result.get("alternative"))
 
 
-def _level(result: dict) -> str:
+def _level(result: Mapping[str, Any]) -> str:
     level = result.get("ci_level")
     return f"{level * 100:.3g}% CI" if isinstance(level, (int, float)) else "CI"
 
@@ -213,7 +213,7 @@ def _level(result: dict) -> str:
 # --- sections --------------------------------------------------------------------------
 
 
-def _verdict_sentence(hypothesis: dict, treatment: str, result: dict) -> str:
+def _verdict_sentence(hypothesis: Mapping[str, Any], treatment: str, result: Mapping[str, Any]) -> str:
     metric = hypothesis["metric"]
     diff = result.get("mean_difference")
     test = TEST_NAMES.get(hypothesis["verifier"], hypothesis["verifier"])
@@ -250,7 +250,7 @@ def _glance(results: Results) -> list[Block]:
     return blocks
 
 
-def _differs(params: dict, baseline: dict) -> str:
+def _differs(params: Mapping[str, Any], baseline: Mapping[str, Any]) -> str:
     diff = {
         step: {k: v for k, v in p.items() if baseline.get(step, {}).get(k, object()) != v}
         for step, p in params.items()
@@ -312,7 +312,9 @@ def _summary_rows(results: Results, metric: str) -> list[list[str]]:
         values = results.values.get((condition, metric), [])
         finite = results.finite(condition, metric)
 
-        def summary(statistic, least=1, finite=finite):
+        def summary(
+            statistic: Callable[[list[float]], float], least: int = 1, finite: list[float] = finite
+        ) -> str:
             return num(plots.overflow_safe(statistic, finite) if len(finite) >= least else math.nan)
 
         rows.append(
@@ -361,7 +363,7 @@ def _figure(name: str, caption: str, draw: Callable[[], str]) -> Block:
         return Block("note", f"plot {name} could not be drawn: {_reason(exc)}")
 
 
-def _sampled_note(series) -> str:
+def _sampled_note(series: Iterable[Sequence[float]]) -> str:
     """The caption's word on a plot whose strips draw a sample (``plots.sample``)."""
     if all(sum(map(math.isfinite, values)) <= plots.MAX_POINTS for values in series):
         return ""
@@ -372,7 +374,7 @@ def _sampled_note(series) -> str:
     )
 
 
-def _paired_plots(results: Results, metric: str, colors: dict, salt: str) -> list[Block]:
+def _paired_plots(results: Results, metric: str, colors: dict[str, str], salt: str) -> list[Block]:
     paired = [h for h in results.hypotheses if h["metric"] == metric and h["verifier"] in PAIRED]
     if not paired:
         return []
@@ -383,7 +385,7 @@ def _paired_plots(results: Results, metric: str, colors: dict, salt: str) -> lis
         t: [b - a for a, b in zip(baseline, results.values.get((t, metric), []), strict=False)]
         for t in treatments
     }
-    intervals = {}
+    intervals: dict[str, tuple[float, float | None, float | None]] = {}
     for t in treatments:
         r = hypothesis["results"][t]
         ci = r.get("mean_difference_ci") or [None, None]
@@ -435,7 +437,7 @@ def _metrics(results: Results) -> list[Block]:
     return blocks
 
 
-def _with_ci(value, ci, alternative) -> str:
+def _with_ci(value: object, ci: Sequence[float | None] | None, alternative: str | None) -> str:
     return DASH if num(value) == DASH else f"{num(value)} {interval(ci, alternative)}"
 
 
@@ -461,7 +463,8 @@ def _verdicts(results: Results) -> list[Block]:
         first = h["results"][h["ranking"][0]] if h["ranking"] else {}
         level = _level(first)
         effect = first.get("effect_size")
-        rows, notes = [], []
+        rows: list[list[str]] = []
+        notes: list[str] = []
         for rank, treatment in enumerate(h["ranking"], 1):
             r = h["results"][treatment]
             alt = r.get("alternative")

@@ -17,17 +17,35 @@ import html
 import itertools
 import math
 import statistics
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from repliflow.core.grid import Axis, Cell, axes, cells
 from repliflow.report.plots import overflow_safe
+
+if TYPE_CHECKING:
+    from repliflow.report.tables import Results
 
 MAX_PANELS = 12  # more heatmap panels per metric than this and the table alone is shown
 LOW, HIGH = (247, 251, 255), (8, 48, 107)  # the colour scale's ends: pale to dark blue
 MARK = "†"
 CELL_W, CELL_H, LABEL_W, HEAD_H = 78, 26, 96, 40
 
+Means = Mapping[tuple[str, str], float]  # (condition, metric) -> mean over replicates
+Marks = Mapping[tuple[str, str], list[str]]  # (condition, metric) -> hypotheses that found it significant
 
-def grid_blocks(results) -> list[dict]:
+
+class BlockSpec(TypedDict):
+    """The fields of a ``report.Block`` (the report makes one of each)."""
+
+    kind: str
+    text: NotRequired[str]
+    headers: NotRequired[list[str]]
+    rows: NotRequired[list[list[str]]]
+    svg: NotRequired[str]
+
+
+def grid_blocks(results: Results) -> list[BlockSpec]:
     """The grid section of a ``tables.Results``, or [] when the experiment has no grid.
 
     Uses ``results.provenance["config"]`` (the grid), ``results.values``
@@ -48,7 +66,7 @@ def grid_blocks(results) -> list[dict]:
     marks = _marks(hypotheses)
     shape = " × ".join(str(len(axis.values)) for axis in found)
     described = "; ".join(f"**{a.label}** (`{a.key}`): {', '.join(a.tokens)}" for a in found)
-    blocks = [
+    blocks: list[BlockSpec] = [
         {"kind": "h2", "text": "Grid"},
         {
             "kind": "p",
@@ -73,7 +91,7 @@ def grid_blocks(results) -> list[dict]:
     return blocks
 
 
-def _marks(hypotheses: list[dict]) -> dict[tuple[str, str], list[str]]:
+def _marks(hypotheses: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], list[str]]:
     marks: dict[tuple[str, str], list[str]] = {}
     for hypothesis in hypotheses:
         for treatment, result in hypothesis.get("results", {}).items():
@@ -102,7 +120,9 @@ def _colour(fraction: float) -> tuple[str, str]:
     return "#" + "".join(f"{c:02x}" for c in rgb), "#fff" if fraction > 0.55 else "#222"
 
 
-def _heatmaps(metric: str, found: list[Axis], grid_cells: list[Cell], means, marks) -> list[dict]:
+def _heatmaps(
+    metric: str, found: list[Axis], grid_cells: list[Cell], means: Means, marks: Marks
+) -> list[BlockSpec]:
     rows_axis, cols_axis, rest = found[0], found[1], found[2:]
     panels = list(itertools.product(*(range(len(a.values)) for a in rest)))
     if len(panels) > MAX_PANELS:
@@ -110,7 +130,7 @@ def _heatmaps(metric: str, found: list[Axis], grid_cells: list[Cell], means, mar
     names = {c.indices: c.name for c in grid_cells}
     present = [v for c in grid_cells if (v := means.get((c.name, metric))) is not None and math.isfinite(v)]
     low, high = (min(present), max(present)) if present else (0.0, 0.0)
-    blocks = []
+    blocks: list[BlockSpec] = []
     for panel in panels:
         where = ", ".join(f"{a.label} = {a.tokens[i]}" for a, i in zip(rest, panel, strict=True))
         grid = [
@@ -127,7 +147,16 @@ def _heatmaps(metric: str, found: list[Axis], grid_cells: list[Cell], means, mar
     return blocks
 
 
-def _svg(rows_axis: Axis, cols_axis: Axis, grid, metric, means, marks, low, high) -> str:
+def _svg(
+    rows_axis: Axis,
+    cols_axis: Axis,
+    grid: list[list[str]],
+    metric: str,
+    means: Means,
+    marks: Marks,
+    low: float,
+    high: float,
+) -> str:
     width = LABEL_W + CELL_W * len(cols_axis.values)
     height = HEAD_H + CELL_H * len(rows_axis.values)
     esc = html.escape

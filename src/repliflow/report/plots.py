@@ -21,19 +21,23 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import numpy as np
+import numpy.typing as npt
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.typing import RcKeyType
+
+FloatArray = npt.NDArray[np.float64]
 
 BASELINE_COLOR = "#4c5d73"
 TREATMENT_COLORS = ["#d1603d", "#3a8d5c", "#7b57a6", "#c9a227", "#2f7fbf", "#b84a7a", "#6d8f2a", "#8c6d46"]
 
 
-def condition_colors(conditions: list[str]) -> dict[str, str]:
+def condition_colors(conditions: Sequence[str]) -> dict[str, str]:
     colors = {}
     for index, condition in enumerate(conditions):
         colors[condition] = (
@@ -46,7 +50,7 @@ def condition_colors(conditions: list[str]) -> dict[str, str]:
 # when an artist is made, some at draw time), so nothing leaks into the process's
 # rcParams. svg.fonttype none keeps text as text; svg.hashsalt (per figure, below)
 # makes the SVG's ids stable.
-STYLE = {
+STYLE: dict[RcKeyType, object] = {
     "svg.fonttype": "none",
     "font.size": 9,
     "axes.spines.top": False,
@@ -99,12 +103,12 @@ def _render(figsize: tuple[float, float], salt: str, draw: Callable[[Axes], None
     return re.sub(r"<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
 
 
-def _finite(values: list[float]) -> np.ndarray:
-    array = np.asarray(values, dtype=float)
+def _finite(values: Sequence[float]) -> FloatArray:
+    array = np.asarray(values, dtype=np.float64)
     return array[np.isfinite(array)]
 
 
-def _units(arrays: list[np.ndarray], *bounds: float) -> tuple[float, str]:
+def _units(arrays: Iterable[FloatArray], *bounds: float | None) -> tuple[float, str]:
     """(divisor, label suffix) for data this large: a power of ten near their
     largest magnitude, else (1, "")."""
     finite = [abs(b) for b in bounds if b is not None and math.isfinite(b)]
@@ -115,7 +119,7 @@ def _units(arrays: list[np.ndarray], *bounds: float) -> tuple[float, str]:
     return float(f"1e{exponent}"), f" (× 1e{exponent})"
 
 
-def _counts(values: list[float], drawn: np.ndarray) -> str:
+def _counts(values: Sequence[float], drawn: FloatArray) -> str:
     """``n=…`` with how many values are missing (NaN) and infinite (not drawn)."""
     array = np.asarray(values, dtype=float)
     missing, infinite = int(np.isnan(array).sum()), int(np.isinf(array).sum())
@@ -129,7 +133,7 @@ def _counts(values: list[float], drawn: np.ndarray) -> str:
 MAX_POINTS = 1000  # points a strip draws per series; beyond, ``sample``
 
 
-def sample(values: np.ndarray, seed: int) -> np.ndarray:
+def sample(values: FloatArray, seed: int) -> FloatArray:
     """At most MAX_POINTS of ``values`` for a strip: all of them when there are
     no more; else every value beyond 1.5 IQR of the quartiles (where the
     whiskers end: the points an eye looks for; a random half of MAX_POINTS of
@@ -145,12 +149,14 @@ def sample(values: np.ndarray, seed: int) -> np.ndarray:
     return np.concatenate([rng.choice(near, MAX_POINTS - len(far), replace=False), far])
 
 
-def _drawn(values: np.ndarray) -> str:
+def _drawn(values: FloatArray) -> str:
     """``, 1000 drawn`` when a strip draws a sample of its points."""
     return f", {MAX_POINTS} drawn" if len(values) > MAX_POINTS else ""
 
 
-def _strip(ax, position: float, values: np.ndarray, color: str, seed: int, horizontal: bool = False) -> None:
+def _strip(
+    ax: Axes, position: float, values: FloatArray, color: str, seed: int, horizontal: bool = False
+) -> None:
     values = sample(values, seed)
     jitter = np.random.default_rng(seed).uniform(-0.12, 0.12, len(values))
     x, y = position + jitter, values
@@ -159,11 +165,30 @@ def _strip(ax, position: float, values: np.ndarray, color: str, seed: int, horiz
     ax.scatter(x, y, s=11, color=color, alpha=0.7, linewidths=0, zorder=3)
 
 
-WHISKER = {"color": "black", "linestyle": "-", "linewidth": 1.0}  # and caps
-MEDIAN = {"color": "#222222", "linewidth": 1.4, "solid_capstyle": "butt"}  # butt: ends at the box's edges
+class LineStyle(TypedDict, total=False):
+    """The Line2D properties the box plot's lines set."""
+
+    color: str
+    linestyle: str
+    linewidth: float
+    solid_capstyle: str
 
 
-def _box(ax: Axes, values: list[np.ndarray], positions, colors: list[str], vert: bool = True) -> None:
+WHISKER: LineStyle = {"color": "black", "linestyle": "-", "linewidth": 1.0}  # and caps
+MEDIAN: LineStyle = {
+    "color": "#222222",
+    "linewidth": 1.4,
+    "solid_capstyle": "butt",
+}  # butt: ends at the box's edges
+
+
+def _box(
+    ax: Axes,
+    values: Sequence[FloatArray],
+    positions: Sequence[float],
+    colors: Sequence[str],
+    vert: bool = True,
+) -> None:
     """Per non-empty series: its quartile box (width 0.5, at its position), the
     whiskers to the furthest data within 1.5 IQR with caps, and the median; no
     fliers (the strip draws every replicate).
@@ -175,9 +200,10 @@ def _box(ax: Axes, values: list[np.ndarray], positions, colors: list[str], vert:
     from matplotlib.patches import PathPatch
     from matplotlib.path import Path
 
-    def line(along: list[float], across: list[float], zorder: float = 2, **style) -> None:
+    def line(along: list[float], across: list[float], zorder: float = 2, **style: Unpack[LineStyle]) -> None:
         xy = (along, across) if vert else (across, along)  # ``along`` the positions' axis
-        ax.plot(*xy, **{**WHISKER, **style}, marker="", zorder=zorder)
+        merged: LineStyle = {**WHISKER, **style}
+        ax.plot(*xy, **merged, marker="", zorder=zorder)
 
     for data, position, color in zip(values, positions, colors, strict=True):
         if not len(data):
@@ -197,7 +223,7 @@ def _box(ax: Axes, values: list[np.ndarray], positions, colors: list[str], vert:
         line([left, right], [stats["med"]] * 2, **MEDIAN, zorder=2.1)
 
 
-def distribution(metric: str, conditions: list[str], values: dict[str, list[float]], salt: str) -> str:
+def distribution(metric: str, conditions: list[str], values: Mapping[str, Sequence[float]], salt: str) -> str:
     """Box + strip plot of one metric, one column per condition."""
     colors = condition_colors(conditions)
     finite = [_finite(values.get(c, [])) for c in conditions]
@@ -224,9 +250,9 @@ def distribution(metric: str, conditions: list[str], values: dict[str, list[floa
 def paired_differences(
     metric: str,
     treatments: list[str],
-    differences: dict[str, list[float]],
-    intervals: dict[str, tuple[float, float | None, float | None]],
-    colors: dict[str, str],
+    differences: Mapping[str, Sequence[float]],
+    intervals: Mapping[str, tuple[float, float | None, float | None]],
+    colors: Mapping[str, str],
     salt: str,
 ) -> str:
     """Per treatment, replicate r's treatment minus baseline value, with the mean
@@ -273,7 +299,9 @@ def paired_differences(
     return _render((6.4, max(1.8, 0.9 + 0.8 * len(treatments))), salt, draw)
 
 
-def _error_bar(mean: float, low, high, divisor: float = 1.0) -> tuple[float, float, float] | None:
+def _error_bar(
+    mean: float | None, low: float | None, high: float | None, divisor: float = 1.0
+) -> tuple[float, float, float] | None:
     """(mean, length below, length above) in units of ``divisor``, or None when
     the mean is not finite. A bound that is missing, infinite or on the wrong
     side of the mean (rounding: constant paired differences give a CI of
@@ -282,7 +310,7 @@ def _error_bar(mean: float, low, high, divisor: float = 1.0) -> tuple[float, flo
         return None
     mean /= divisor
 
-    def length(bound, sign: int) -> float:
+    def length(bound: float | None, sign: int) -> float:
         if bound is None or not math.isfinite(bound):
             return 0.0
         extent = sign * (bound / divisor - mean)

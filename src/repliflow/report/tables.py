@@ -16,15 +16,16 @@ import csv
 import io
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NoReturn, TypeGuard
 
 from repliflow.errors import BadRecord, UnsafePathError
 from repliflow.stats import CORRECTIONS
 from repliflow.store import pathgate
+from repliflow.store.layout import HYPOTHESES, METRICS, PROVENANCE
 
-METRICS, HYPOTHESES, PROVENANCE = "metrics.csv", "hypotheses.json", "provenance.json"
 METRIC_COLUMNS = ("condition", "replicate", "metric", "value")
 MAX_REPLICATE_DIGITS = 12
 # Records nest a few levels; deeper ones are refused before anything recurses into them.
@@ -40,10 +41,10 @@ class Results:
 
     path: Path
     values: dict[tuple[str, str], list[float]]
-    hypotheses: list[dict]
-    provenance: dict
+    hypotheses: list[dict[str, Any]]
+    provenance: dict[str, Any]
     # per condition, replicates that failed under on_failure: missing ({"replicate", "step", "error"})
-    failed: dict[str, list[dict]] = field(default_factory=dict)
+    failed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def conditions(self) -> list[str]:
@@ -65,7 +66,7 @@ class Results:
 Check = tuple[Callable[[object], bool], str]
 
 
-def _is_number(value) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
     try:
@@ -75,7 +76,7 @@ def _is_number(value) -> bool:
     return True
 
 
-def _is_name(value) -> bool:
+def _is_name(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and value != "" and value.isprintable()
 
 
@@ -97,7 +98,10 @@ LIST: Check = (lambda v: isinstance(v, list), "a list")
 BOOL: Check = (lambda v: isinstance(v, bool), "true or false")
 NUMBER: Check = (_is_number, "a number")
 INTEGER: Check = (lambda v: _is_number(v) and isinstance(v, int), "an integer")
-COUNT: Check = (lambda v: INTEGER[0](v) and 0 <= v <= MAX_COUNT, "a non-negative integer")
+COUNT: Check = (
+    lambda v: _is_number(v) and isinstance(v, int) and 0 <= v <= MAX_COUNT,
+    "a non-negative integer",
+)
 SIZE: Check = (_between(0, math.inf, closed=True), "a non-negative number")
 P_VALUE: Check = (_between(0, 1, closed=True), "a p-value in [0, 1]")
 LEVEL: Check = (_between(0, 1, closed=False), "a number between 0 and 1")
@@ -169,13 +173,19 @@ PROVENANCE_PARTS: list[tuple[tuple[str, ...], dict[str, Check], tuple[str, ...]]
 class _Table:
     """One file being checked: every failure is a BadRecord naming it."""
 
-    def __init__(self, path: Path, kind: str):
+    def __init__(self, path: Path, kind: str) -> None:
         self.path, self.kind = path, kind
 
-    def fail(self, problem: str):
+    def fail(self, problem: str) -> NoReturn:
         raise BadRecord(str(self.path), problem, kind=self.kind)
 
-    def check(self, record: dict, fields: dict[str, Check], where: str = "", required=()) -> None:
+    def check(
+        self,
+        record: Mapping[str, object],
+        fields: Mapping[str, Check],
+        where: str = "",
+        required: Iterable[str] = (),
+    ) -> None:
         """``record``'s ``fields`` (those present) pass their checks; ``where`` is its place."""
         for key in required:
             if key not in record:
@@ -184,7 +194,7 @@ class _Table:
             if key in record and not test(record[key]):
                 self.fail(f"{_place(where, key)} is {_shown(record[key])}, expected {what}")
 
-    def names(self, mapping: dict, where: str, check: Check = OBJECT) -> None:
+    def names(self, mapping: Mapping[str, object], where: str, check: Check = OBJECT) -> None:
         """Every key of ``mapping`` a name, every value passing ``check``."""
         test, what = check
         for key, value in mapping.items():
@@ -193,9 +203,9 @@ class _Table:
             if not test(value):
                 self.fail(f"{where}[{key!r}] is {_shown(value)}, expected {what}")
 
-    def shallow(self, value, where: str, skip=()) -> None:
+    def shallow(self, value: Mapping[str, object], where: str, skip: Container[str] = ()) -> None:
         """``value`` nests at most MAX_DEPTH levels (the report re-encodes parts of it)."""
-        pending = [(v, 1) for k, v in value.items() if k not in skip]
+        pending: list[tuple[object, int]] = [(v, 1) for k, v in value.items() if k not in skip]
         while pending:
             item, depth = pending.pop()
             if depth > MAX_DEPTH:
@@ -208,7 +218,7 @@ def _place(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-def _shown(value) -> str:
+def _shown(value: object) -> str:
     """A field's value for a message: short, control characters escaped."""
     if isinstance(value, (dict, list)):
         return f"a JSON {'object' if isinstance(value, dict) else 'list'}"
@@ -232,7 +242,7 @@ def _read_bytes(path: Path, kind: str) -> bytes:
         raise BadRecord(str(path), f"cannot be read: {exc.strerror or exc}", kind=kind) from None
 
 
-def _read_object(path: Path, kind: str) -> dict:
+def _read_object(path: Path, kind: str) -> dict[str, Any]:
     try:
         return pathgate.read_json_object(path, kind)
     except FileNotFoundError:
@@ -245,7 +255,7 @@ def _read_object(path: Path, kind: str) -> dict:
 _OUTPUTS_START, _OUTPUTS_END = b'\n "outputs": [\n', b"\n ]\n}"
 
 
-def _read_provenance(path: Path) -> dict:
+def _read_provenance(path: Path) -> dict[str, Any]:
     """provenance.json, its ``outputs`` read as placeholders (the report and the
     plan only count them): at 200,000 outputs parsing them would hold ~220 MB.
     A file in another layout (edited by hand, say) is parsed whole."""
@@ -323,11 +333,11 @@ def read_metrics(path: Path) -> dict[tuple[str, str], list[float]]:
     return parse_metrics(text, path)
 
 
-def check_hypotheses(document: dict, path: Path) -> list[dict]:
+def check_hypotheses(document: Mapping[str, Any], path: Path) -> list[dict[str, Any]]:
     """hypotheses.json's hypotheses, every field the report and the plan read typed."""
     table = _Table(path, HYPOTHESES)
     table.check(document, {"hypotheses": LIST}, required=("hypotheses",))
-    hypotheses = document["hypotheses"]
+    hypotheses: list[dict[str, Any]] = document["hypotheses"]  # a list: checked; its items below
     for index, hypothesis in enumerate(hypotheses):
         where = f"hypotheses[{index}]"
         if not isinstance(hypothesis, dict):
@@ -353,10 +363,10 @@ def check_hypotheses(document: dict, path: Path) -> list[dict]:
     return hypotheses
 
 
-def check_failed(document: dict, path: Path) -> dict[str, list[dict]]:
+def check_failed(document: Mapping[str, Any], path: Path) -> dict[str, list[dict[str, Any]]]:
     """hypotheses.json's ``failed_replicates`` (on_failure: missing), typed; {} when absent."""
     table = _Table(path, HYPOTHESES)
-    failed = document.get("failed_replicates") or {}
+    failed: dict[str, list[dict[str, Any]]] = document.get("failed_replicates") or {}  # checked below
     table.check(document, {"failed_replicates": _optional(OBJECT)})
     table.names(failed, "failed_replicates", LIST)
     for condition, records in failed.items():
@@ -370,7 +380,7 @@ def check_failed(document: dict, path: Path) -> dict[str, list[dict]]:
     return failed
 
 
-def check_provenance(provenance: dict, path: Path) -> dict:
+def check_provenance(provenance: dict[str, Any], path: Path) -> dict[str, Any]:
     """provenance.json, every field the report and the plan read typed."""
     table = _Table(path, PROVENANCE)
     table.shallow(provenance, "the record", skip=("outputs",))
@@ -397,7 +407,12 @@ def check_provenance(provenance: dict, path: Path) -> dict:
     return provenance
 
 
-def load(metrics, hypotheses, provenance=None, directory=None) -> Results:
+def load(
+    metrics: str | Path,
+    hypotheses: str | Path,
+    provenance: str | Path | None = None,
+    directory: str | Path | None = None,
+) -> Results:
     """The tables at these paths, checked; ``directory`` (default: the one
     holding metrics.csv) is how the results directory is named in messages.
     A missing metrics.csv or hypotheses.json raises FileNotFoundError; a
@@ -407,7 +422,7 @@ def load(metrics, hypotheses, provenance=None, directory=None) -> Results:
     document = _read_object(hypotheses, HYPOTHESES)
     checked = check_hypotheses(document, hypotheses)
     failed = check_failed(document, hypotheses)
-    record = {}
+    record: dict[str, Any] = {}
     if provenance:
         with contextlib.suppress(FileNotFoundError):  # no provenance.json: an empty record
             record = check_provenance(_read_provenance(Path(provenance)), Path(provenance))
@@ -429,7 +444,7 @@ def load(metrics, hypotheses, provenance=None, directory=None) -> Results:
     return results
 
 
-def read_results(directory) -> Results:
+def read_results(directory: str | Path) -> Results:
     """The tables of a results directory, ``results/<experiment>`` (a real
     directory: a symbolic link in its place is refused)."""
     directory = Path(directory)

@@ -19,15 +19,31 @@ import importlib.util
 import inspect
 import math
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Literal, ParamSpec, TypeVar
 
 from repliflow.core.plan import Block, Plan
-from repliflow.snakemake.resources import block_resources, capped_threads, component_minutes, declared
+from repliflow.snakemake.resources import (
+    BlockResources,
+    block_resources,
+    capped_threads,
+    component_minutes,
+    declared,
+)
+
+if TYPE_CHECKING:
+    from snakemake.resources import Resources
+    from snakemake.workflow import Workflow
 
 GROUP = "replicates"  # the job group of every block job; profiles size it with group-components
 
+P = ParamSpec("P")
+R = TypeVar("R")
+# What Snakemake evaluates a resource to (snakemake.resources.Resource.value).
+ResourceValue = int | str | None
 
-def rule_function(func: Callable) -> Callable:
+
+def rule_function(func: Callable[P, R]) -> Callable[P, R]:
     """``func`` with its signature stored on it (PEP 362 ``__signature__``).
 
     Snakemake reads an input, params or resource function's signature on every
@@ -39,10 +55,10 @@ def rule_function(func: Callable) -> Callable:
         method = func
 
         @functools.wraps(method)
-        def func(*args, **kwargs):
+        def func(*args: P.args, **kwargs: P.kwargs) -> R:
             return method(*args, **kwargs)
 
-    func.__signature__ = signature
+    func.__signature__ = signature  # type: ignore[attr-defined]  # PEP 362: not in typeshed's function type
     return func
 
 
@@ -52,20 +68,24 @@ def htcondor_installed() -> bool:
 
 
 class BlockJobs:
-    def __init__(self, plan: Plan, workflow, block_of: Callable[[object], Block]):
+    def __init__(self, plan: Plan, workflow: Workflow, block_of: Callable[[object], Block]) -> None:
         self.plan = plan
         self.workflow = workflow
         self.block_of = block_of
         self.group = GROUP if (plan.config.get("batch") or {}).get("group", True) else None
-        self._resources: dict[tuple[str, int], dict] = {}  # (segment, replicates in block) -> resources
+        # (segment, replicates in block) -> resources
+        self._resources: dict[tuple[str, int], BlockResources] = {}
         self._minutes: dict[tuple[int, int], int] = {}  # (replicates in block, fallback) -> minutes
-        self._defaults = None  # (the profile's default-resources, parsed)
+        # (the profile's default-resources, parsed)
+        self._defaults: tuple[object, Resources] | None = None
         # threads: a number when every block job asks for the same (so Snakemake
         # calls nothing for it), else a function of the job's wildcards
         threads = {
             block_resources(plan, plan.block_for(segment, 0))["threads"] for segment in plan.segments.values()
         }
-        self.threads = threads.pop() if len(threads) == 1 else rule_function(self._threads)
+        self.threads: int | Callable[[object], int] = (
+            threads.pop() if len(threads) == 1 else rule_function(self._threads)
+        )
 
     def capped_notice(self) -> str | None:
         """Snakemake caps a job's threads at --cores (on a cluster: the most one
@@ -79,14 +99,14 @@ class BlockJobs:
             f"fewer threads than they declare: {', '.join(capped)}"
         )
 
-    def _declared(self, wildcards) -> dict:
+    def _declared(self, wildcards: object) -> BlockResources:
         block = self.block_of(wildcards)
         key = (block.segment.id, block.hi - block.lo)  # all block_resources depends on
         if key not in self._resources:
             self._resources[key] = block_resources(self.plan, block)
         return self._resources[key]
 
-    def _default(self, name: str, wildcards, kwargs: dict):
+    def _default(self, name: str, wildcards: object, kwargs: Mapping[str, object]) -> ResourceValue:
         """The profile's default-resources value for ``name`` in this job, or None."""
         from snakemake.resources import Resources
 
@@ -98,27 +118,33 @@ class BlockJobs:
         resource = self._defaults[1].get(name)
         if resource is None:
             return None
-        return resource.evaluate(wildcards, **kwargs).value
+        value: ResourceValue = resource.evaluate(wildcards, **kwargs).value
+        return value
 
-    def _or_default(self, name: str, wildcards, kwargs: dict):
+    def _or_default(
+        self, name: Literal["mem_mb", "runtime"], wildcards: object, kwargs: Mapping[str, object]
+    ) -> ResourceValue:
         value = self._declared(wildcards)[name]
         return self._default(name, wildcards, kwargs) if value is None else value
 
     def _executor(self) -> str | None:
-        return getattr(self.workflow.executor_plugin, "name", None)
+        name: str | None = getattr(self.workflow.executor_plugin, "name", None)
+        return name
 
     # --- threads: and resources: of run_segment --------------------------------
 
-    def _threads(self, wildcards) -> int:
+    def _threads(self, wildcards: object) -> int:
         return self._declared(wildcards)["threads"]
 
-    def resources(self) -> dict:
+    def resources(self) -> dict[str, Callable[..., ResourceValue]]:
         """The rule's ``resources:``. A resource no step of the experiment
         declares is left out, so the rule keeps the profile's default for it;
         the HTCondor translations are left out where HTCondor's plugin is not
         installed (Snakemake would call each of them for every job)."""
         named = {key for step in declared(self.plan.config) for key in step}
-        resources = {key: getattr(self, key) for key in ("mem_mb", "runtime") if key in named}
+        resources: dict[str, Callable[..., ResourceValue]] = {
+            key: getattr(self, key) for key in ("mem_mb", "runtime") if key in named
+        }
         if htcondor_installed():
             resources.update(
                 request_memory=self.request_memory,
@@ -127,11 +153,11 @@ class BlockJobs:
             )
         return {key: rule_function(function) for key, function in resources.items()}
 
-    def mem_mb(self, wildcards, **kwargs) -> int:
+    def mem_mb(self, wildcards: object, **kwargs: object) -> int | str:
         # a size resource must be a number: 0 (no --mem, no request_memory) when unknown
         return self._or_default("mem_mb", wildcards, kwargs) or 0
 
-    def runtime(self, wildcards, **kwargs):
+    def runtime(self, wildcards: object, **kwargs: object) -> ResourceValue:
         return self._or_default("runtime", wildcards, kwargs)
 
     # The HTCondor plugin (0.3) maps threads to request_cpus but reads neither
@@ -139,25 +165,28 @@ class BlockJobs:
     # (None drops a resource). request_memory is in MB, request_disk in KB; the
     # plugin's htcondor_request_*_mb names would have to be numbers everywhere.
 
-    def request_memory(self, wildcards, **kwargs):
+    def request_memory(self, wildcards: object, **kwargs: object) -> ResourceValue:
         if self._executor() != "htcondor":
             return None
         return self._or_default("mem_mb", wildcards, kwargs) or None
 
-    def request_disk(self, wildcards, **kwargs):
+    def request_disk(self, wildcards: object, **kwargs: object) -> int | None:
         if self._executor() != "htcondor":
             return None
         disk_mb = self._default("disk_mb", wildcards, kwargs)
         return disk_mb * 1024 if isinstance(disk_mb, int) and disk_mb > 0 else None
 
-    def allowed_job_duration(self, wildcards, **kwargs):
+    def allowed_job_duration(self, wildcards: object, **kwargs: object) -> int | None:
         """Seconds, an upper bound for the whole submission: a job group sums
         ``runtime`` over its layers but takes the largest per-layer sum of any
         other resource, so each job carries the serial time of every block job
         of its replicate range, times the blocks one submission may hold."""
         if self._executor() != "htcondor":
             return None
-        fallback = self._default("runtime", wildcards, kwargs)
+        default = self._default("runtime", wildcards, kwargs)
+        # Snakemake gives runtime in whole minutes; a text (its placeholder while an input
+        # is unknown) is no number of minutes
+        fallback = default if isinstance(default, int) else None
         block = self.block_of(wildcards)
         if self.group is None:
             minutes = self._declared(wildcards)["runtime"] or fallback

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
+
+from repliflow.snakemake.markers import snakemake_running_here
 
 
 def prepare_job_environment(src: Path | None) -> None:
@@ -18,7 +21,7 @@ def prepare_job_environment(src: Path | None) -> None:
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
 
-def describe_config_files(files) -> str:
+def describe_config_files(files: Iterable[str | os.PathLike[str]]) -> str:
     names = [str(f) for f in files]
     return ", ".join(dict.fromkeys(names)) or "(none: --config only)"
 
@@ -42,22 +45,9 @@ def record_lock_owner() -> None:
     LOCK_OWNER.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
 
 
-def snakemake_running_here(cwd: Path) -> bool:
-    """Whether a live snakemake process on this host works in ``cwd``."""
-    for proc in Path("/proc").glob("[0-9]*"):
-        if int(proc.name) == os.getpid():
-            continue
-        try:
-            if b"snakemake" in (proc / "cmdline").read_bytes() and (proc / "cwd").resolve() == cwd:
-                return True
-        except OSError:
-            continue
-    return False
-
-
 def release_stale_lock() -> str | None:
     """Remove the lock a killed Snakemake left behind, so that
-    ``snakemake --rerun-incomplete`` alone finishes a killed run (DESIGN.md).
+    ``snakemake --rerun-incomplete`` alone finishes a killed run (docs/troubleshooting.md).
 
     Only when the recorded lock holder ran on this host, is dead, and no live
     snakemake process works in this directory; otherwise Snakemake's own lock

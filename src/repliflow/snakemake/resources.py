@@ -21,17 +21,41 @@ Snakemake-free, so it is unit-tested on its own.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any, Literal, TypedDict
 
 from repliflow.core.plan import Block, Plan, Segment
 
-RESOURCE_KEYS = ("threads", "mem_mb", "runtime")
+ResourceKey = Literal["threads", "mem_mb", "runtime"]
+RESOURCE_KEYS: tuple[ResourceKey, ...] = ("threads", "mem_mb", "runtime")
 STARTUP_MINUTES = 1.0
 
 
-def declared(config: dict) -> list[dict]:
+class Declared(TypedDict, total=False):
+    """The resources one chain entry declares (the schema's types)."""
+
+    threads: int
+    mem_mb: int
+    runtime: float  # minutes per replicate
+
+
+class BlockResources(TypedDict):
+    threads: int
+    mem_mb: int | None
+    runtime: int | None  # whole minutes
+
+
+def declared(config: Mapping[str, Any]) -> list[Declared]:
     """Per chain position (0 = datasource), the resources its entry declares."""
     entries = [config["datasource"], *config["pipeline"]]
-    return [{key: entry[key] for key in RESOURCE_KEYS if entry.get(key) is not None} for entry in entries]
+    found: list[Declared] = []
+    for entry in entries:
+        step: Declared = {}
+        for key in RESOURCE_KEYS:
+            if entry.get(key) is not None:
+                step[key] = entry[key]
+        found.append(step)
+    return found
 
 
 def segment_positions(segment: Segment) -> range:
@@ -39,7 +63,7 @@ def segment_positions(segment: Segment) -> range:
     return range(segment.start, segment.end + 1)
 
 
-def block_resources(plan: Plan, block: Block) -> dict[str, int | None]:
+def block_resources(plan: Plan, block: Block) -> BlockResources:
     """``{"threads", "mem_mb", "runtime"}`` for one block job."""
     steps = [declared(plan.config)[position] for position in segment_positions(block.segment)]
     threads = max((step["threads"] for step in steps if "threads" in step), default=1)

@@ -17,7 +17,7 @@ ALTERNATIVES = ("two-sided", "greater", "less")
 # The keyword parameters each built-in verifier takes (the keyword-only
 # parameters of its signature, in order), so that planning checks a
 # hypothesis' params without importing the verifiers (and scipy);
-# tests/test_config_errors.py keeps it equal to the signatures.
+# tests/unit/test_config.py keeps it equal to the signatures.
 BUILTIN_PARAMS = {
     "welch_t": ("alpha", "alternative"),
     "student_t": ("alpha", "alternative"),

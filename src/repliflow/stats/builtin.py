@@ -11,7 +11,7 @@ Every verifier takes ``alpha`` (default 0.05) and ``alternative``
 (``two-sided``, ``greater``: treatment above baseline, ``less``) and returns
 ``p_value``, ``significant`` (p < alpha), ``statistic`` (signed as treatment
 minus baseline), the effect sizes with ``1 - alpha`` confidence intervals that
-follow ``alternative``, the counts and the method name (the README lists the
+follow ``alternative``, the counts and the method name (docs/statistics.md lists the
 keys). Values that are NaN, infinite or None are not tests' input: they are
 dropped and counted (``n_missing_*``). Degenerate inputs get a verdict and a
 ``note`` saying why, never an exception: fewer than 2 values (``degenerate:
@@ -28,14 +28,16 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import Literal, NotRequired, Protocol, TypedDict
 
 import numpy as np
 from scipy import special, stats
 
 from repliflow.stats import BUILTIN_NAMES, PAIRED, RANK_BASED, effect
+from repliflow.stats.effect import FloatArray
 
 NAN = float("nan")
 # Resampling tests run in blocks of at most this many values (about 1 MB per
@@ -56,18 +58,77 @@ IDENTICAL_PAIRS = (
 )
 
 
+class VerifierResult(TypedDict):
+    """What a built-in verifier returns (docs/statistics.md, ``hypotheses.json``); the
+    aggregate adds the corrected p-value's keys."""
+
+    method: str
+    p_value: float
+    significant: bool
+    statistic: float
+    alternative: str
+    alpha: float
+    paired: bool
+    n_baseline: int
+    n_treatment: int
+    n_missing_baseline: int
+    n_missing_treatment: int
+    mean_baseline: float
+    mean_treatment: float
+    sd_baseline: float
+    sd_treatment: float
+    mean_difference: float
+    ci_level: float
+    n_pairs: NotRequired[int]
+    sd_difference: NotRequired[float]
+    df: NotRequired[float]  # t-tests
+    mean_difference_ci: NotRequired[list[float]]
+    mean_difference_ci_method: NotRequired[str]
+    effect_size: NotRequired[Literal["hedges_g", "cohens_dz", "rank_biserial"]]  # the headline one
+    cohens_d: NotRequired[float]
+    cohens_d_ci: NotRequired[list[float]]
+    hedges_g: NotRequired[float]
+    hedges_g_ci: NotRequired[list[float]]
+    cohens_dz: NotRequired[float]
+    cohens_dz_ci: NotRequired[list[float]]
+    rank_biserial: NotRequired[float]
+    rank_biserial_ci: NotRequired[list[float]]
+    exact: NotRequired[bool]  # permutation
+    n_resamples: NotRequired[int]  # permutation and bootstrap
+    seed: NotRequired[int]  # permutation and bootstrap
+    degenerate: NotRequired[Literal["too_few", "zero_variance", "identical"]]
+    note: NotRequired[str]
+
+
+# The parts of scipy's results used here (scipy has no type annotations).
+class _Interval(Protocol):
+    low: float
+    high: float
+
+
+class _TestResult(Protocol):
+    statistic: float
+    pvalue: float
+
+
+class _TTestResult(_TestResult, Protocol):
+    df: float
+
+    def confidence_interval(self, confidence_level: float = ...) -> _Interval: ...
+
+
 @dataclass
 class Samples:
     """Finite values of both conditions (pairs kept aligned when paired)."""
 
-    baseline: np.ndarray
-    treatment: np.ndarray
+    baseline: FloatArray
+    treatment: FloatArray
     missing_baseline: int
     missing_treatment: int
     paired: bool
 
     @property
-    def differences(self) -> np.ndarray:
+    def differences(self) -> FloatArray:
         return self.treatment - self.baseline
 
     @property
@@ -89,7 +150,11 @@ class Samples:
         return bool(np.array_equal(np.sort(self.baseline), np.sort(self.treatment)))
 
 
-def flat(values: np.ndarray, scale: float | None = None) -> bool:
+# A test's part of a verifier: fills in statistic and p-value (and what it adds).
+_Test = Callable[[VerifierResult, Samples], None]
+
+
+def flat(values: FloatArray, scale: float | None = None) -> bool:
     """Whether the values are all equal, up to rounding relative to ``scale``
     (default: their own size): a constant shift added in floating point leaves
     differences that vary by ~1e-17, and a t statistic of 1e16 on them is noise."""
@@ -99,11 +164,11 @@ def flat(values: np.ndarray, scale: float | None = None) -> bool:
     return bool(np.ptp(values) <= ROUNDING * scale)
 
 
-def _as_float(values: Sequence) -> np.ndarray:
+def _as_float(values: Sequence[float | None]) -> FloatArray:
     return np.array([NAN if v is None else float(v) for v in values], dtype=float)
 
 
-def prepare(baseline: Sequence, treatment: Sequence, *, paired: bool) -> Samples:
+def prepare(baseline: Sequence[float | None], treatment: Sequence[float | None], *, paired: bool) -> Samples:
     a, b = _as_float(baseline), _as_float(treatment)
     ok_a, ok_b = np.isfinite(a), np.isfinite(b)
     missing = (int((~ok_a).sum()), int((~ok_b).sum()))
@@ -124,16 +189,16 @@ def _check(alpha: float, alternative: str) -> None:
     effect.tails(alternative, 0.95)  # raises on an unknown alternative
 
 
-def _sd(values: np.ndarray) -> float:
+def _sd(values: FloatArray) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else NAN
 
 
-def _mean(values: np.ndarray) -> float:
+def _mean(values: FloatArray) -> float:
     return float(np.mean(values)) if len(values) else NAN
 
 
-def _describe(method: str, s: Samples, alpha: float, alternative: str) -> dict:
-    out = {
+def _describe(method: str, s: Samples, alpha: float, alternative: str) -> VerifierResult:
+    out: VerifierResult = {
         "method": method,
         "p_value": NAN,
         "significant": False,
@@ -158,13 +223,13 @@ def _describe(method: str, s: Samples, alpha: float, alternative: str) -> dict:
     return out
 
 
-def _decide(out: dict) -> dict:
+def _decide(out: VerifierResult) -> VerifierResult:
     p = out["p_value"]
     out["significant"] = bool(p < out["alpha"]) if not math.isnan(p) else False
     return out
 
 
-def _too_few(out: dict, s: Samples) -> dict:
+def _too_few(out: VerifierResult, s: Samples) -> VerifierResult:
     have = (
         f"{len(s.baseline)} complete pair(s)"
         if s.paired
@@ -173,12 +238,17 @@ def _too_few(out: dict, s: Samples) -> dict:
     missing = s.missing_baseline + s.missing_treatment
     dropped = f" ({missing} NaN or missing value(s) dropped)" if missing else ""
     need = "2 pairs" if s.paired else "2 values in each condition"
-    out.update(degenerate="too_few", note=f"not tested: {have}{dropped}; a test needs at least {need}")
+    out.update(
+        {"degenerate": "too_few", "note": f"not tested: {have}{dropped}; a test needs at least {need}"}
+    )
     return out
 
 
-def _mean_diff(treatment, baseline, axis=-1):
-    return np.mean(treatment, axis=axis) - np.mean(baseline, axis=axis)
+def _mean_diff(treatment: FloatArray, baseline: FloatArray, axis: int = -1) -> FloatArray | np.float64:
+    """The difference in means along ``axis``: one number for 1-d samples, an
+    array for scipy's stacked resamples (``vectorized=True``)."""
+    difference: FloatArray | np.float64 = np.mean(treatment, axis=axis) - np.mean(baseline, axis=axis)
+    return difference
 
 
 def _rows(values: int) -> int:
@@ -187,12 +257,12 @@ def _rows(values: int) -> int:
     return max(1, BLOCK_VALUES // max(values, 1))
 
 
-def _permutation(s: Samples, alternative: str, n_resamples: int, seed: int):
+def _permutation(s: Samples, alternative: str, n_resamples: int, seed: int) -> _TestResult:
     """scipy's permutation test of the difference in means (unpaired); exact
     when every relabelling fits in ``n_resamples``. In blocks of ``_rows``
     relabellings: scipy draws them one at a time whatever the block size, so
     blocks change the memory, not the result."""
-    return stats.permutation_test(
+    result: _TestResult = stats.permutation_test(
         (s.treatment, s.baseline),
         _mean_diff,
         permutation_type="independent",
@@ -202,6 +272,7 @@ def _permutation(s: Samples, alternative: str, n_resamples: int, seed: int):
         alternative=alternative,
         rng=np.random.default_rng(seed),
     )
+    return result
 
 
 def _permutations(s: Samples) -> int:
@@ -273,7 +344,7 @@ def _extreme_p(s: Samples, alternative: str) -> float | None:
     return min(1.0, 2 * min(greater, less))
 
 
-def _zero_variance(out: dict, s: Samples, alternative: str) -> dict:
+def _zero_variance(out: VerifierResult, s: Samples, alternative: str) -> VerifierResult:
     """A t statistic is 0/0 or d/0 here; the exact permutation test still has
     an answer (``_extreme_p``). Conditions that differ by no more than rounding
     are no difference (p = 1): a permutation test on rounding noise, as scipy
@@ -282,31 +353,38 @@ def _zero_variance(out: dict, s: Samples, alternative: str) -> dict:
     kind = "exact permutation test (sign flips)" if s.paired else "exact permutation test"
     if s.identical:
         what = IDENTICAL_PAIRS if s.paired else IDENTICAL
-        out.update(degenerate="identical", note=f"{what}: no difference; p from the {kind}")
+        out.update({"degenerate": "identical", "note": f"{what}: no difference; p from the {kind}"})
     elif p is None:
         what = "every paired difference is 0" if s.paired else "every value of both is the same"
         out.update(
-            degenerate="identical",
-            note=f"the two samples are equal up to rounding ({what}, within {ROUNDING:g} of the values' "
-            "size): no difference (p = 1)",
+            {
+                "degenerate": "identical",
+                "note": f"the two samples are equal up to rounding ({what}, within {ROUNDING:g} of the "
+                "values' size): no difference (p = 1)",
+            }
         )
     else:
         what = "every paired difference is the same" if s.paired else "each condition's values are all equal"
         out.update(
-            degenerate="zero_variance",
-            note=f"zero variance ({what}): the t statistic is undefined; p from the "
-            f"{kind} of the difference in means",
+            {
+                "degenerate": "zero_variance",
+                "note": f"zero variance ({what}): the t statistic is undefined; p from the "
+                f"{kind} of the difference in means",
+            }
         )
     diff = out["mean_difference"]
     out.update(
-        p_value=1.0 if p is None else p,
-        mean_difference_ci=[diff, diff],
-        mean_difference_ci_method="exact (no variation)",
+        {
+            "p_value": 1.0 if p is None else p,
+            "mean_difference_ci": [diff, diff],
+            "mean_difference_ci_method": "exact (no variation)",
+        }
     )
     return out
 
 
 def _welch_ci(s: Samples, alpha: float, alternative: str) -> list[float]:
+    res: _TTestResult
     if s.paired:
         res = stats.ttest_rel(s.treatment, s.baseline, alternative=alternative)
     else:
@@ -315,18 +393,28 @@ def _welch_ci(s: Samples, alpha: float, alternative: str) -> list[float]:
     return [float(ci.low), float(ci.high)]
 
 
-def _effects(out: dict, s: Samples, alpha: float, alternative: str) -> dict:
+def _effects(out: VerifierResult, s: Samples, alpha: float, alternative: str) -> VerifierResult:
     level = 1 - alpha
     if s.constant:  # rounding noise is no SD: the standardised difference is infinite (or 0/0)
         # (and has no CI: solving for one on the t of a rounding-noise SD fails)
         value = math.nan if out["mean_difference"] == 0 else math.copysign(math.inf, out["mean_difference"])
-        for name in ("cohens_dz",) if s.paired else ("cohens_d", "hedges_g"):
-            out.update({name: value, f"{name}_ci": [NAN, NAN]})
+        if s.paired:
+            out.update({"cohens_dz": value, "cohens_dz_ci": [NAN, NAN]})
+        else:
+            out.update({"cohens_d": value, "cohens_d_ci": [NAN, NAN]})
+            out.update({"hedges_g": value, "hedges_g_ci": [NAN, NAN]})
     elif s.paired:
-        out.update(effect.paired_standardized_difference(s.differences, alternative=alternative, level=level))
+        dz = effect.paired_standardized_difference(s.differences, alternative=alternative, level=level)
+        out.update({"cohens_dz": dz["cohens_dz"], "cohens_dz_ci": dz["cohens_dz_ci"]})
     else:
+        d = effect.standardized_difference(s.baseline, s.treatment, alternative=alternative, level=level)
         out.update(
-            effect.standardized_difference(s.baseline, s.treatment, alternative=alternative, level=level)
+            {
+                "cohens_d": d["cohens_d"],
+                "cohens_d_ci": d["cohens_d_ci"],
+                "hedges_g": d["hedges_g"],
+                "hedges_g_ci": d["hedges_g_ci"],
+            }
         )
     out.setdefault("effect_size", "cohens_dz" if s.paired else "hedges_g")
     if "mean_difference_ci" not in out:
@@ -335,7 +423,15 @@ def _effects(out: dict, s: Samples, alpha: float, alternative: str) -> dict:
     return out
 
 
-def _run(method: str, baseline, treatment, alpha: float, alternative: str, paired: bool, test) -> dict:
+def _run(
+    method: str,
+    baseline: Sequence[float | None],
+    treatment: Sequence[float | None],
+    alpha: float,
+    alternative: str,
+    paired: bool,
+    test: _Test,
+) -> VerifierResult:
     """Shared frame: check, clean, describe, handle too few values, then ``test``
     fills statistic and p-value (and anything it adds), then effect sizes."""
     _check(alpha, alternative)
@@ -352,120 +448,162 @@ def _run(method: str, baseline, treatment, alpha: float, alternative: str, paire
     return _decide(out)
 
 
-def _t_test(method: str, baseline, treatment, alpha: float, alternative: str, paired: bool, scipy_test):
+def _t_test(
+    method: str,
+    baseline: Sequence[float | None],
+    treatment: Sequence[float | None],
+    alpha: float,
+    alternative: str,
+    paired: bool,
+    scipy_test: Callable[..., _TTestResult],
+) -> VerifierResult:
     """A t-test verifier around ``scipy_test(treatment, baseline, alternative=...)``."""
 
-    def test(out, s):
+    def test(out: VerifierResult, s: Samples) -> None:
         if s.constant:
-            return _zero_variance(out, s, alternative)
+            _zero_variance(out, s, alternative)
+            return
         res = scipy_test(s.treatment, s.baseline, alternative=alternative)
         ci = res.confidence_interval(1 - alpha)
         out.update(
-            statistic=float(res.statistic),
-            df=float(res.df),
-            p_value=float(res.pvalue),
-            mean_difference_ci=[float(ci.low), float(ci.high)],
-            mean_difference_ci_method=method,
+            {
+                "statistic": float(res.statistic),
+                "df": float(res.df),
+                "p_value": float(res.pvalue),
+                "mean_difference_ci": [float(ci.low), float(ci.high)],
+                "mean_difference_ci_method": method,
+            }
         )
 
     return _run(method, baseline, treatment, alpha, alternative, paired, test)
 
 
-def welch_t(baseline, treatment, *, alpha: float = 0.05, alternative: str = "two-sided") -> dict:
+def welch_t(
+    baseline: Sequence[float | None],
+    treatment: Sequence[float | None],
+    *,
+    alpha: float = 0.05,
+    alternative: str = "two-sided",
+) -> VerifierResult:
     """Welch's unequal-variances t-test (``scipy.stats.ttest_ind(equal_var=False)``)."""
     welch = functools.partial(stats.ttest_ind, equal_var=False)
     return _t_test("welch_t", baseline, treatment, alpha, alternative, False, welch)
 
 
-def student_t(baseline, treatment, *, alpha: float = 0.05, alternative: str = "two-sided") -> dict:
+def student_t(
+    baseline: Sequence[float | None],
+    treatment: Sequence[float | None],
+    *,
+    alpha: float = 0.05,
+    alternative: str = "two-sided",
+) -> VerifierResult:
     """Student's pooled-variance t-test (``scipy.stats.ttest_ind(equal_var=True)``)."""
     return _t_test("student_t", baseline, treatment, alpha, alternative, False, stats.ttest_ind)
 
 
-def paired_t(baseline, treatment, *, alpha: float = 0.05, alternative: str = "two-sided") -> dict:
+def paired_t(
+    baseline: Sequence[float | None],
+    treatment: Sequence[float | None],
+    *,
+    alpha: float = 0.05,
+    alternative: str = "two-sided",
+) -> VerifierResult:
     """Paired t-test on replicate-matched values (``scipy.stats.ttest_rel``)."""
     return _t_test("paired_t", baseline, treatment, alpha, alternative, True, stats.ttest_rel)
 
 
 def mann_whitney(
-    baseline, treatment, *, alpha: float = 0.05, alternative: str = "two-sided", method: str = "auto"
-) -> dict:
+    baseline: Sequence[float | None],
+    treatment: Sequence[float | None],
+    *,
+    alpha: float = 0.05,
+    alternative: str = "two-sided",
+    method: str = "auto",
+) -> VerifierResult:
     """Mann-Whitney U test (``scipy.stats.mannwhitneyu``); ``statistic`` is the
     treatment's U, the effect size Glass's rank-biserial correlation."""
 
-    def test(out, s):
-        res = stats.mannwhitneyu(s.treatment, s.baseline, alternative=alternative, method=method)
+    def test(out: VerifierResult, s: Samples) -> None:
+        res: _TestResult = stats.mannwhitneyu(s.treatment, s.baseline, alternative=alternative, method=method)
         n1, n2 = len(s.baseline), len(s.treatment)
-        out.update(statistic=float(res.statistic), p_value=float(res.pvalue), effect_size="rank_biserial")
+        out.update(
+            {"statistic": float(res.statistic), "p_value": float(res.pvalue), "effect_size": "rank_biserial"}
+        )
         level = 1 - alpha
-        out.update(effect.rank_biserial(res.statistic, n1, n2, alternative=alternative, level=level))
+        r = effect.rank_biserial(res.statistic, n1, n2, alternative=alternative, level=level)
+        out.update({"rank_biserial": r["rank_biserial"], "rank_biserial_ci": r["rank_biserial_ci"]})
 
     return _run("mann_whitney", baseline, treatment, alpha, alternative, False, test)
 
 
 def wilcoxon(
-    baseline,
-    treatment,
+    baseline: Sequence[float | None],
+    treatment: Sequence[float | None],
     *,
     alpha: float = 0.05,
     alternative: str = "two-sided",
     zero_method: str = "wilcox",
     method: str = "auto",
-) -> dict:
+) -> VerifierResult:
     """Wilcoxon signed-rank test on replicate-matched differences
     (``scipy.stats.wilcoxon``); ``statistic`` is V = W+, the rank sum of the
     positive differences (as R reports it), the effect size the matched-pairs
     rank-biserial correlation."""
 
-    def test(out, s):
+    def test(out: VerifierResult, s: Samples) -> None:
         d = s.differences
         level = 1 - alpha
-        out.update(effect_size="rank_biserial")
-        out.update(effect.matched_pairs_rank_biserial(d, alternative=alternative, level=level))
+        out.update({"effect_size": "rank_biserial"})
+        r = effect.matched_pairs_rank_biserial(d, alternative=alternative, level=level)
+        out.update({"rank_biserial": r["rank_biserial"], "rank_biserial_ci": r["rank_biserial_ci"]})
         if s.identical:
             out.update(
-                statistic=0.0,
-                p_value=1.0,
-                mean_difference_ci=[0.0, 0.0],
-                mean_difference_ci_method="exact (no variation)",
-                degenerate="identical",
-                note=f"{IDENTICAL_PAIRS}: no difference (p = 1)",
+                {
+                    "statistic": 0.0,
+                    "p_value": 1.0,
+                    "mean_difference_ci": [0.0, 0.0],
+                    "mean_difference_ci_method": "exact (no variation)",
+                    "degenerate": "identical",
+                    "note": f"{IDENTICAL_PAIRS}: no difference (p = 1)",
+                }
             )
             return
-        res = stats.wilcoxon(d, alternative=alternative, zero_method=zero_method, method=method)
+        res: _TestResult = stats.wilcoxon(d, alternative=alternative, zero_method=zero_method, method=method)
         nonzero = d[d != 0]
         w_plus = float(stats.rankdata(np.abs(nonzero))[nonzero > 0].sum())
-        out.update(statistic=w_plus, p_value=float(res.pvalue))
+        out.update({"statistic": w_plus, "p_value": float(res.pvalue)})
 
     return _run("wilcoxon", baseline, treatment, alpha, alternative, True, test)
 
 
 def permutation(
-    baseline,
-    treatment,
+    baseline: Sequence[float | None],
+    treatment: Sequence[float | None],
     *,
     alpha: float = 0.05,
     alternative: str = "two-sided",
     n_resamples: int = 9999,
     seed: int = 0,
-) -> dict:
+) -> VerifierResult:
     """Permutation test of the difference in means (``scipy.stats.permutation_test``),
     seeded; exact (every relabelling) when there are at most ``n_resamples`` of them."""
 
-    def test(out, s):
+    def test(out: VerifierResult, s: Samples) -> None:
         res = _permutation(s, alternative, n_resamples, seed)
         out.update(
-            statistic=float(res.statistic),
-            p_value=float(res.pvalue),
-            exact=_permutations(s) <= n_resamples,
-            n_resamples=min(n_resamples, _permutations(s)),
-            seed=seed,
+            {
+                "statistic": float(res.statistic),
+                "p_value": float(res.pvalue),
+                "exact": _permutations(s) <= n_resamples,
+                "n_resamples": min(n_resamples, _permutations(s)),
+                "seed": seed,
+            }
         )
 
     return _run("permutation", baseline, treatment, alpha, alternative, False, test)
 
 
-def bca_p_value(boot: np.ndarray, theta_hat: float, jackknife: list[np.ndarray], alternative: str) -> float:
+def bca_p_value(boot: FloatArray, theta_hat: float, jackknife: list[FloatArray], alternative: str) -> float:
     """The p-value of H0: difference = 0 that matches scipy's BCa interval: the
     tail level at which the interval's bound reaches 0 (Efron & Tibshirani 1993,
     ch. 14.3 and 15.4, eq. 15.36). With z0 and the acceleration a computed as
@@ -475,7 +613,7 @@ def bca_p_value(boot: np.ndarray, theta_hat: float, jackknife: list[np.ndarray],
     below 0), and solving for z_alpha gives the one-sided p = Phi(z_alpha)."""
     n_boot = len(boot)
 
-    def share_below(x):  # scipy's percentile-of-score: ties count half
+    def share_below(x: float) -> float:  # scipy's percentile-of-score: ties count half
         return (np.count_nonzero(boot < x) + np.count_nonzero(boot <= x)) / (2 * n_boot)
 
     z0 = special.ndtri(share_below(theta_hat))
@@ -497,7 +635,7 @@ def bca_p_value(boot: np.ndarray, theta_hat: float, jackknife: list[np.ndarray],
     return min(1.0, max(p, floor))
 
 
-def _bootstrap_distribution(s: Samples, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+def _bootstrap_distribution(s: Samples, n_resamples: int, rng: np.random.Generator) -> FloatArray:
     """``scipy.stats.bootstrap``'s resampled differences in means, drawn as it
     draws them (all the treatment's resamples, then all the baseline's, each
     ``rng.integers(0, n, (n_resamples, n))``) but ``_rows`` resamples at a time,
@@ -515,7 +653,7 @@ def _bootstrap_distribution(s: Samples, n_resamples: int, rng: np.random.Generat
     return means[0] - means[1]
 
 
-def _jackknife_mean_diff(treatment: np.ndarray, baseline: np.ndarray) -> list[np.ndarray]:
+def _jackknife_mean_diff(treatment: FloatArray, baseline: FloatArray) -> list[FloatArray]:
     """Leave-one-out differences in means, leaving out each sample's values in turn."""
     n1, n2 = len(treatment), len(baseline)
     loo_t = (treatment.sum() - treatment) / (n1 - 1) - baseline.mean()
@@ -524,21 +662,22 @@ def _jackknife_mean_diff(treatment: np.ndarray, baseline: np.ndarray) -> list[np
 
 
 def bootstrap(
-    baseline,
-    treatment,
+    baseline: Sequence[float | None],
+    treatment: Sequence[float | None],
     *,
     alpha: float = 0.05,
     alternative: str = "two-sided",
     n_resamples: int = 9999,
     seed: int = 0,
-) -> dict:
+) -> VerifierResult:
     """Bootstrap of the difference in means (``scipy.stats.bootstrap``, BCa),
     seeded: the BCa interval is the mean difference's CI, and the p-value is
     the level at which that interval reaches 0 (``bca_p_value``)."""
 
-    def test(out, s):
+    def test(out: VerifierResult, s: Samples) -> None:
         if s.constant:
-            return _zero_variance(out, s, alternative)
+            _zero_variance(out, s, alternative)
+            return
         distribution = _bootstrap_distribution(s, n_resamples, np.random.default_rng(seed))
         res = stats.bootstrap(  # the BCa interval of that distribution; the jackknife in blocks
             (s.treatment, s.baseline),
@@ -554,18 +693,23 @@ def bootstrap(
         theta = float(_mean_diff(s.treatment, s.baseline))
         jackknife = _jackknife_mean_diff(s.treatment, s.baseline)
         out.update(
-            statistic=theta,
-            p_value=bca_p_value(res.bootstrap_distribution, theta, jackknife, alternative),
-            mean_difference_ci=[float(res.confidence_interval.low), float(res.confidence_interval.high)],
-            mean_difference_ci_method="bootstrap_bca",
-            n_resamples=n_resamples,
-            seed=seed,
+            {
+                "statistic": theta,
+                "p_value": bca_p_value(res.bootstrap_distribution, theta, jackknife, alternative),
+                "mean_difference_ci": [
+                    float(res.confidence_interval.low),
+                    float(res.confidence_interval.high),
+                ],
+                "mean_difference_ci_method": "bootstrap_bca",
+                "n_resamples": n_resamples,
+                "seed": seed,
+            }
         )
 
     return _run("bootstrap", baseline, treatment, alpha, alternative, False, test)
 
 
-BUILTINS = {
+BUILTINS: dict[str, Callable[..., VerifierResult]] = {
     "welch_t": welch_t,
     "student_t": student_t,
     "mann_whitney": mann_whitney,

@@ -16,13 +16,35 @@ other bound infinite (a correlation's at -1 or 1), at ``level``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import TypedDict
 
 import numpy as np
+import numpy.typing as npt
 from scipy import optimize, special, stats
 
 from repliflow.stats import ALTERNATIVES
 
 NAN = float("nan")
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class StandardizedDifference(TypedDict):
+    cohens_d: float
+    cohens_d_ci: list[float]
+    hedges_g: float
+    hedges_g_ci: list[float]
+
+
+class PairedStandardizedDifference(TypedDict):
+    cohens_dz: float
+    cohens_dz_ci: list[float]
+
+
+class RankBiserial(TypedDict):
+    rank_biserial: float
+    rank_biserial_ci: list[float]
 
 
 def tails(alternative: str, level: float) -> tuple[float | None, float | None]:
@@ -40,14 +62,16 @@ def tails(alternative: str, level: float) -> tuple[float | None, float | None]:
 def _solve_ncp(t: float, df: float, target: float) -> float:
     """The noncentrality at which P(T <= t) = target; the cdf falls as ncp grows."""
 
-    def gap(ncp):  # special.nctdtr is stats.nct.cdf without the distribution wrapper's overhead
-        return special.nctdtr(df, ncp, t) - target
+    # special.nctdtr is stats.nct.cdf without the distribution wrapper's overhead
+    def gap(ncp: float) -> float:
+        return float(special.nctdtr(df, ncp, t)) - target
 
     width = 1.0 + abs(t)
     for _ in range(60):
         lo, hi = t - width, t + width
         if gap(lo) > 0 > gap(hi):
-            return optimize.brentq(gap, lo, hi, xtol=1e-10)
+            root: float = optimize.brentq(gap, lo, hi, xtol=1e-10)
+            return root
         width *= 2
     return NAN
 
@@ -75,13 +99,13 @@ def _ratio(num: float, den: float) -> float:
     return NAN if num == 0 else math.copysign(math.inf, num)
 
 
-def _scaled(interval: tuple[float, float], factor: float) -> list[float]:
+def _scaled(interval: Sequence[float], factor: float) -> list[float]:
     return [bound * factor for bound in interval]
 
 
 def standardized_difference(
-    baseline: np.ndarray, treatment: np.ndarray, *, alternative: str, level: float
-) -> dict:
+    baseline: FloatArray, treatment: FloatArray, *, alternative: str, level: float
+) -> StandardizedDifference:
     """Cohen's d and Hedges' g (treatment minus baseline over the pooled SD) with CIs."""
     n1, n2 = len(baseline), len(treatment)
     df = n1 + n2 - 2
@@ -98,7 +122,9 @@ def standardized_difference(
     }
 
 
-def paired_standardized_difference(differences: np.ndarray, *, alternative: str, level: float) -> dict:
+def paired_standardized_difference(
+    differences: FloatArray, *, alternative: str, level: float
+) -> PairedStandardizedDifference:
     """Cohen's d_z: the mean paired difference over the differences' SD, with its CI."""
     n = len(differences)
     dz = _ratio(float(np.mean(differences)), float(np.std(differences, ddof=1)))
@@ -122,7 +148,7 @@ def _fisher_interval(r: float, se: float, pairs: float, alternative: str, level:
     return [-1.0 if r <= -1 else lo, 1.0 if r >= 1 else hi]
 
 
-def rank_biserial(u_treatment: float, n1: int, n2: int, *, alternative: str, level: float) -> dict:
+def rank_biserial(u_treatment: float, n1: int, n2: int, *, alternative: str, level: float) -> RankBiserial:
     """Glass's rank-biserial correlation 2U/(n1 n2) - 1 from the treatment's U:
     +1 when every treatment value exceeds every baseline value."""
     r = 2 * u_treatment / (n1 * n2) - 1
@@ -130,7 +156,7 @@ def rank_biserial(u_treatment: float, n1: int, n2: int, *, alternative: str, lev
     return {"rank_biserial": r, "rank_biserial_ci": _fisher_interval(r, se, n1 * n2, alternative, level)}
 
 
-def matched_pairs_rank_biserial(differences: np.ndarray, *, alternative: str, level: float) -> dict:
+def matched_pairs_rank_biserial(differences: FloatArray, *, alternative: str, level: float) -> RankBiserial:
     """Kerby's matched-pairs rank-biserial correlation (W+ - W-) / (W+ + W-) over
     the non-zero differences (zeros dropped, as the Wilcoxon test does)."""
     nonzero = differences[differences != 0]

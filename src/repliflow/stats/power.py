@@ -29,19 +29,25 @@ from __future__ import annotations
 
 import math
 import shlex
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 from scipy import stats
 
+from repliflow.snakemake.command import DEFAULT_CONFIG
 from repliflow.stats import BUILTIN_NAMES, DEFAULT_CORRECTION, PAIRED, RANK_BASED
 from repliflow.stats.builtin import flat
 from repliflow.stats.corrections import per_comparison_alpha
+from repliflow.stats.effect import FloatArray
+
+if TYPE_CHECKING:
+    from repliflow.report.tables import Results
 
 TARGET_POWER = 0.8
 ARE_RANK = 3 / math.pi
 MAX_REPLICATES = 10_000_000
-DEFAULT_CONFIG = "config/config.yaml"
 
 
 def power(
@@ -144,17 +150,17 @@ def _plan_as(verifier: str) -> tuple[bool, float, str]:
     return False, 1.0, "Welch t (custom verifier)"
 
 
-def _pairs(baseline: list[float], treatment: list[float]) -> np.ndarray:
-    a, b = np.asarray(baseline, float), np.asarray(treatment, float)
+def _pairs(baseline: Sequence[float], treatment: Sequence[float]) -> FloatArray:
+    a, b = np.asarray(baseline, np.float64), np.asarray(treatment, np.float64)
     both = np.isfinite(a) & np.isfinite(b)
     return b[both] - a[both]
 
 
 def plan_row(
-    hypothesis: dict,
+    hypothesis: Mapping[str, Any],
     treatment: str,
-    baseline_values,
-    treatment_values,
+    baseline_values: Sequence[float],
+    treatment_values: Sequence[float],
     *,
     k: int,
     effect: float | None = None,
@@ -195,15 +201,21 @@ def plan_row(
         d = diff / sd
     if not note and diff == 0:
         note = "no difference to detect"
-    kwargs = {"alpha": alpha_c, "alternative": alternative, "paired": paired}
     if math.isinf(d):
         planned_as = "exact permutation test"
-        reachable = power(d, 2, **kwargs) == 1.0  # the direction the alternative looks in
+        # the direction the alternative looks in
+        reachable = power(d, 2, alpha=alpha_c, alternative=alternative, paired=paired) == 1.0
         needed = permutation_replicates(alpha_c, alternative, paired) if reachable else None
         achieved = float(needed is not None and n >= needed)
     else:
-        achieved = power(d, n * efficiency, **kwargs) if n > 1 else math.nan
-        needed = replicates_needed(d, target=target, efficiency=efficiency, **kwargs)
+        achieved = (
+            power(d, n * efficiency, alpha=alpha_c, alternative=alternative, paired=paired)
+            if n > 1
+            else math.nan
+        )
+        needed = replicates_needed(
+            d, target=target, efficiency=efficiency, alpha=alpha_c, alternative=alternative, paired=paired
+        )
     return Row(
         hypothesis=hypothesis["name"],
         metric=hypothesis["metric"],
@@ -235,7 +247,7 @@ def extend_command(replicates: int, configfile: str | None = None, cores: str = 
     return shlex.join(parts)
 
 
-def read_another_config(provenance: dict) -> bool:
+def read_another_config(provenance: Mapping[str, Any]) -> bool:
     """Whether provenance.json says the run read a config file other than
     config/config.yaml; only this yes or no is taken from the record."""
     recorded = provenance.get("config_files")
@@ -246,17 +258,34 @@ def read_another_config(provenance: dict) -> bool:
     return bool(files) and files != [DEFAULT_CONFIG]
 
 
+class ExtendCommand(TypedDict):
+    replicates: int
+    reaches_target_for: list[str]  # "hypothesis/treatment"
+    command: str
+
+
+class PowerPlan(TypedDict):
+    """``repliflow power``'s plan (``--json`` prints it, NaN as null)."""
+
+    target_power: float
+    replicates: int  # per condition now
+    rows: list[dict[str, Any]]  # Row's fields
+    configfile: str | None
+    extend: list[ExtendCommand]
+    note: str
+
+
 def plan(
-    results,
+    results: Results,
     *,
     effect: float | None = None,
     target: float = TARGET_POWER,
     hypothesis: str | None = None,
     configfile: str | None = None,
-) -> dict:
+) -> PowerPlan:
     """The power plan of a results directory (``repliflow.report.tables.Results``);
     ``configfile`` is the user's config for the run, passed on to the commands."""
-    rows = []
+    rows: list[Row] = []
     for h in results.hypotheses:
         if hypothesis is not None and h["name"] != hypothesis:
             continue
@@ -279,7 +308,7 @@ def plan(
     wanted = sorted(
         {r.replicates_needed for r in rows if r.replicates_needed and r.replicates_needed > current}
     )
-    commands = [
+    commands: list[ExtendCommand] = [
         {
             "replicates": n,
             "reaches_target_for": [
@@ -307,7 +336,7 @@ def plan(
     }
 
 
-def format_plan(result: dict, results_dir: str) -> str:
+def format_plan(result: PowerPlan, results_dir: str) -> str:
     """``repliflow power``'s text output."""
     target = f"{result['target_power'] * 100:.0f}%"
     headers = [
@@ -360,7 +389,7 @@ def format_plan(result: dict, results_dir: str) -> str:
     return "\n".join(lines)
 
 
-def jsonable(value):
+def jsonable(value: object) -> object:
     """A JSON-safe copy: NaN and infinities become null."""
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}

@@ -11,17 +11,26 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeGuard
 
 from repliflow.core.stepcode import function_info, load_module, resolve_code_path
 from repliflow.errors import ConfigError
 from repliflow.stats import BUILTIN_NAMES, BUILTIN_PARAMS, PARAM_CHOICES
 
+if TYPE_CHECKING:
+    from repliflow.stats.builtin import VerifierResult
+
+# fn(baseline, treatment, **params): a built-in returns a VerifierResult; a
+# custom verifier should return a dict holding at least p_value and significant
+# (the aggregate checks what it gets).
+Verifier = Callable[..., Mapping[str, object]]
+
 __all__ = ["BUILTIN_NAMES", "check_params", "check_verifier", "resolve_verifier"]  # and BUILTINS, lazily
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> dict[str, Callable[..., VerifierResult]]:
     """``BUILTINS`` ({name: function}) imports scipy, so only when asked for."""
     if name == "BUILTINS":
         from repliflow.stats.builtin import BUILTINS
@@ -30,7 +39,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def check_params(spec: str, params: dict, *, key: str) -> None:
+def check_params(spec: str, params: object, *, key: str) -> None:
     """A built-in verifier's params must be keywords it takes, with values it
     can use (``alpha`` in (0, 1), a known ``alternative``, ...); checked from
     the table in ``repliflow.stats``, so without importing scipy. A custom
@@ -55,21 +64,24 @@ def check_params(spec: str, params: dict, *, key: str) -> None:
             )
 
 
-def _shown(value) -> str:
+def _shown(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _bad_value(name: str, value) -> str | None:
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _bad_value(name: str, value: object) -> str | None:
     """What is wrong with a built-in's parameter value, or None."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if name == "alpha" and not (number and 0 < value < 1):
+    if name == "alpha" and not (_is_number(value) and 0 < value < 1):
         return "must be a number strictly between 0 and 1"
     if name in PARAM_CHOICES and not (isinstance(value, str) and value in PARAM_CHOICES[name]):
         return f"must be one of {', '.join(PARAM_CHOICES[name])}"
-    if name == "n_resamples" and not (number and value >= 1 and float(value).is_integer()):
+    if name == "n_resamples" and not (_is_number(value) and value >= 1 and float(value).is_integer()):
         return "must be a positive integer"
-    if name == "seed" and not (number and isinstance(value, int) and value >= 0):
+    if name == "seed" and not (_is_number(value) and isinstance(value, int) and value >= 0):
         return "must be a non-negative integer"
     return None
 
@@ -101,7 +113,7 @@ def check_verifier(spec: str, *, key: str, workdir: str | None = None) -> None:
     function_info(path, name, key=key)
 
 
-def resolve_verifier(spec: str, workdir: str | None = None) -> Callable[..., dict]:
+def resolve_verifier(spec: str, workdir: str | None = None) -> Verifier:
     if spec in BUILTIN_NAMES:
         from repliflow.stats.builtin import BUILTINS
 
@@ -111,4 +123,6 @@ def resolve_verifier(spec: str, workdir: str | None = None) -> Callable[..., dic
         module = load_module(Path(workdir or os.getcwd(), where))
     else:
         module = importlib.import_module(where)
-    return getattr(module, name)
+    # the user's function, as it is: the aggregate checks what it returns
+    verifier: Verifier = getattr(module, name)
+    return verifier

@@ -36,19 +36,22 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from repliflow.core import hashing
 from repliflow.core.records import check_sidecar
-from repliflow.errors import BadRecord, ConfigError, RepliflowError, UnsafePathError
-from repliflow.store.layout import LAST_GOOD, LayoutError, output_paths, read_provenance
+from repliflow.errors import BadRecord, ConfigError, LayoutError, RepliflowError, UnsafePathError
+from repliflow.snakemake.command import DEFAULT_CONFIG
+from repliflow.store.layout import HYPOTHESES, LAST_GOOD, METRICS, PROVENANCE, output_paths
 from repliflow.store.pathgate import check_results_tree, hash_file, read_json
+from repliflow.store.provenance import read_provenance
 
 AUDIT_SCHEMA = "repliflow.audit/1"
-TABLES = ("metrics.csv", "hypotheses.json")
+TABLES = (METRICS, HYPOTHESES)  # provenance.json is read, not hashed
 CHUNK = 1000  # outputs per worker task
 PARALLEL_FROM = 2000  # fewer outputs are checked in this process
 
@@ -72,7 +75,7 @@ class AuditResult:
     def ok(self) -> bool:
         return not self.problems
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "schema": AUDIT_SCHEMA,
             "ok": self.ok,
@@ -99,9 +102,11 @@ class _Seen(NamedTuple):
 
 # The fields of a provenance entry a worker needs: sent as tuples, not dicts.
 _SENT = ("key", "path", "sidecar", "sha256", "position", "seed")
+_Sent = tuple[object, ...]  # an entry's values of the _SENT fields, in that order
+_Entries = Mapping[str, Mapping[str, Any]]  # provenance.json's outputs by key
 
 
-def _check_one(results: str, entry: dict, base_seed) -> _Seen:
+def _check_one(results: str, entry: Mapping[str, Any], base_seed: object) -> _Seen:
     key = entry["key"]
     path, sidecar_path = f"{results}/{entry['path']}", f"{results}/{entry['sidecar']}"
     try:
@@ -182,12 +187,14 @@ def _check_one(results: str, entry: dict, base_seed) -> _Seen:
     )
 
 
-def _check_chunk(task: tuple[str, list[tuple], object]) -> list[_Seen]:
+def _check_chunk(task: tuple[str, list[_Sent], object]) -> list[_Seen]:
     results, rows, base_seed = task
     return [_check_one(results, dict(zip(_SENT, row, strict=True)), base_seed) for row in rows]
 
 
-def _check_all(results: Path, entries: list[dict], base_seed, workers: int) -> list[_Seen]:
+def _check_all(
+    results: Path, entries: Sequence[Mapping[str, Any]], base_seed: object, workers: int
+) -> list[_Seen]:
     rows = [tuple(entry.get(name) for name in _SENT) for entry in entries]
     if workers <= 1 or len(rows) < PARALLEL_FROM:
         return _check_chunk((str(results), rows, base_seed))
@@ -200,7 +207,7 @@ class _CurrentCode:
     """Code hashes of the step functions as the current config's code file
     holds them now, read as a syntax tree (nothing is imported)."""
 
-    def __init__(self, config: Path, workdir: Path, experiment: object):
+    def __init__(self, config: Path, workdir: Path, experiment: object) -> None:
         self.source = str(config)
         self.error: str | None = None
         self.path: Path | None = None
@@ -214,6 +221,8 @@ class _CurrentCode:
         """The current code hash of ``function``; None when it no longer exists."""
         from repliflow.core.stepcode import function_info
 
+        if self.path is None:  # no code file (self.error says why): no function is in it
+            return None
         if function not in self._hashes:
             try:
                 self._hashes[function] = function_info(self.path, function, key="code").code_hash
@@ -276,15 +285,15 @@ def audit(
     holding ``results/``); its code path is relative to ``workdir``.
     """
     results = Path(results_dir)
-    provenance_path = str(results / "provenance.json")
+    provenance_path = str(results / PROVENANCE)
     tables_dir = results
     notes: list[str] = []
     try:
         check_results_tree(results)
-        if not os.path.lexists(provenance_path) and os.path.lexists(results / LAST_GOOD / "provenance.json"):
+        if not os.path.lexists(provenance_path) and os.path.lexists(results / LAST_GOOD / PROVENANCE):
             # the last aggregate did not finish (Snakemake removed its outputs first)
             tables_dir = results / LAST_GOOD
-            provenance_path = str(tables_dir / "provenance.json")
+            provenance_path = str(tables_dir / PROVENANCE)
             notes.append(
                 f"{results / 'provenance.json'} is missing (the last aggregate did not finish): audited "
                 f"the last good record, {provenance_path}"
@@ -295,7 +304,7 @@ def audit(
     except LayoutError as exc:
         return AuditResult(0, [Problem(provenance_path, str(exc), "provenance")])
     problems: list[Problem] = []
-    entries: dict[str, dict] = {}
+    entries: dict[str, dict[str, Any]] = {}
     for index, entry in enumerate(provenance["outputs"]):
         try:
             output_paths(entry, f"outputs[{index}]")
@@ -308,21 +317,21 @@ def audit(
             continue
         entries.setdefault(entry["key"], entry)
     base_seed = (provenance.get("seeds") or {}).get("base")
-    seen = {
-        s.key: s for s in _check_all(results, list(entries.values()), base_seed, workers or os.cpu_count())
-    }
+    workers = workers or os.cpu_count() or 1
+    seen = {s.key: s for s in _check_all(results, list(entries.values()), base_seed, workers)}
     _integrity(results, entries, seen, problems)
     _chains(results, entries, seen, problems)
+    repair: list[str] = []
     if check_code:
-        workdir = Path(workdir) if workdir else _default_workdir(results)
-        config = Path(config) if config else workdir / "config" / "config.yaml"
-        code = _CurrentCode(config, workdir, provenance.get("experiment"))
+        code_workdir = Path(workdir) if workdir else _default_workdir(results)
+        code_config = Path(config) if config else code_workdir / DEFAULT_CONFIG
+        code = _CurrentCode(code_config, code_workdir, provenance.get("experiment"))
         _staleness(results, provenance, entries, seen, code, problems, notes)
+        # (the table problems _tables adds below name no output: they are not repairable)
+        if any(p.kind in REPAIRABLE and p.key in entries for p in problems):
+            repair = repair_command(entries, problems, code_config, code_workdir, notes)
     _tables(tables_dir, provenance, problems)
-    result = AuditResult(len(entries), problems, notes)
-    if check_code and any(p.kind in REPAIRABLE and p.key in entries for p in problems):
-        result.repair = repair_command(entries, problems, config, workdir, notes)
-    return result
+    return AuditResult(len(entries), problems, notes, repair)
 
 
 # Kinds the workflow repairs: running the block that made the output again
@@ -332,22 +341,24 @@ REPAIRABLE = frozenset(
 )
 
 
-def repair_command(entries: dict, problems: list[Problem], config: Path, workdir: Path, notes) -> list[str]:
+def repair_command(
+    entries: _Entries, problems: list[Problem], config: Path, workdir: Path, notes: list[str]
+) -> list[str]:
     """``snakemake ... --forcerun <manifest> ...``: the jobs that made the
     damaged outputs, planned from the current config (which must be the
     run's); built from the user's own inputs and the plan, never from
     strings in the records."""
-    from repliflow.engine.status import finish_command
-    from repliflow.store.layout import load_plan
+    from repliflow.core.plan import load_plan
+    from repliflow.snakemake.command import finish_command
 
     try:
         plan = load_plan(config, workdir)
     except RepliflowError as exc:
         notes.append(f"no repair command: {exc}")
         return []
-    manifests = set()
+    manifests: set[str] = set()
     for problem in problems:
-        entry = entries.get(problem.key) if problem.kind in REPAIRABLE else None
+        entry = entries.get(problem.key) if problem.kind in REPAIRABLE and problem.key is not None else None
         if entry is None or entry["conditions"][0] not in {c.name for c in plan.conditions}:
             continue
         segment = plan.final_segment(entry["conditions"][0])
@@ -362,7 +373,7 @@ def repair_command(entries: dict, problems: list[Problem], config: Path, workdir
     return [*finish_command(workdir, relative, rerun_incomplete=False), "--forcerun", *sorted(manifests)]
 
 
-def _integrity(results: Path, entries: dict[str, dict], seen: dict[str, _Seen], problems: list[Problem]):
+def _integrity(results: Path, entries: _Entries, seen: Mapping[str, _Seen], problems: list[Problem]) -> None:
     by_sha: dict[str, str] = {}
     for key, entry in entries.items():
         by_sha.setdefault(entry["sha256"], key)
@@ -372,7 +383,7 @@ def _integrity(results: Path, entries: dict[str, dict], seen: dict[str, _Seen], 
         if found.actual is None or found.actual == entry["sha256"]:
             continue
         text = f"sha256 {found.actual} differs from the recorded {entry['sha256']}"
-        if found.recorded_bytes is not None and found.size != found.recorded_bytes:
+        if found.recorded_bytes is not None and found.size is not None and found.size != found.recorded_bytes:
             cut = " (truncated)" if found.size < found.recorded_bytes else ""
             text += f"; {found.size} bytes, {found.recorded_bytes} recorded{cut}"
         other = by_sha.get(found.actual)
@@ -389,7 +400,7 @@ def _integrity(results: Path, entries: dict[str, dict], seen: dict[str, _Seen], 
             )
 
 
-def _chains(results: Path, entries: dict[str, dict], seen: dict[str, _Seen], problems: list[Problem]):
+def _chains(results: Path, entries: _Entries, seen: Mapping[str, _Seen], problems: list[Problem]) -> None:
     for key, entry in entries.items():
         upstream = seen[key].upstream
         if upstream is None:
@@ -409,9 +420,16 @@ def _chains(results: Path, entries: dict[str, dict], seen: dict[str, _Seen], pro
 
 
 def _staleness(
-    results, provenance, entries, seen, code: _CurrentCode, problems: list[Problem], notes: list[str]
-):
-    if code.error:
+    results: Path,
+    provenance: Mapping[str, Any],
+    entries: _Entries,
+    seen: Mapping[str, _Seen],
+    code: _CurrentCode,
+    problems: list[Problem],
+    notes: list[str],
+) -> None:
+    code_path = code.path
+    if code.error or code_path is None:
         text = f"{code.error}; cannot tell which outputs are stale (audit --no-code checks integrity only)"
         problems.append(Problem(code.source or "code", text, "code-missing"))
         return
@@ -420,15 +438,15 @@ def _staleness(
 
     fresh: set[str] = set()
 
-    def own_reason(found: _Seen) -> str | None:
-        current = code.hash(found.function)
+    def own_reason(function: str, recorded_hash: str | None) -> str | None:
+        current = code.hash(function)
         if current is None:
-            missing_functions.add(found.function)
-            return f"its step function {found.function}() is no longer in {code.path}"
-        if current != found.code_hash:
+            missing_functions.add(function)
+            return f"its step function {function}() is no longer in {code_path}"
+        if current != recorded_hash:
             return (
-                f"the code of {found.function}() changed since it was made "
-                f"(recorded code hash {found.code_hash}, current {current})"
+                f"the code of {function}() changed since it was made "
+                f"(recorded code hash {recorded_hash}, current {current})"
             )
         return None
 
@@ -443,7 +461,7 @@ def _staleness(
             found = seen.get(key)
             if key in fresh or found is None or found.function is None or key in chain:
                 break
-            reason = own_reason(found)
+            reason = own_reason(found.function, found.code_hash)
             if reason is not None:
                 stale[key] = reason
                 break
@@ -465,19 +483,19 @@ def _staleness(
         if reason is not None:
             problems.append(Problem(str(results / entry["path"]), f"stale: {reason}", "stale", key))
     recorded = (provenance.get("code") or {}).get("sha256")
-    if not stale and isinstance(recorded, str) and hashing.sha256_file(str(code.path)) != recorded:
+    if not stale and isinstance(recorded, str) and hashing.sha256_file(str(code_path)) != recorded:
         notes.append(
-            f"{code.path} changed since the run, but no step function did: helpers, constants or "
+            f"{code_path} changed since the run, but no step function did: helpers, constants or "
             "imports the steps use may have (the code hash covers each step's own def only)"
         )
 
 
-def _tables(results: Path, provenance: dict, problems: list[Problem]) -> None:
+def _tables(results: Path, provenance: Mapping[str, Any], problems: list[Problem]) -> None:
     recorded_tables = provenance.get("results") or {}
     for name, recorded in recorded_tables.items():
         if name not in TABLES:
             text = f"results lists {name!r}, which is not one of {', '.join(TABLES)}; not checked"
-            problems.append(Problem(str(results / "provenance.json"), text, "unsafe-path"))
+            problems.append(Problem(str(results / PROVENANCE), text, "unsafe-path"))
             continue
         path = str(results / name)
         try:

@@ -22,20 +22,19 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from repliflow.core.plan import Plan
+from repliflow.core.plan import Plan, load_plan, segment_keys
 from repliflow.core.records import check_sidecar
 from repliflow.errors import RepliflowError
-from repliflow.store.layout import (
-    load_plan,
-    parse_store_name,
-    read_provenance,
-    segment_keys,
-    snakemake_active,
-)
+from repliflow.snakemake.command import DEFAULT_CONFIG
+from repliflow.snakemake.markers import snakemake_active
+from repliflow.store.layout import ResultsLayout, parse_store_name
 from repliflow.store.pathgate import check_results_tree, read_json, unlink_inside
+from repliflow.store.provenance import read_provenance
 
 GC_SCHEMA = "repliflow.gc/1"
 _KK = re.compile(r"^[0-9a-f]{2}$")
@@ -68,13 +67,13 @@ class GcResult:
     def outputs(self) -> int:
         return sum(g.kind == "output" for g in self.garbage)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.update(schema=GC_SCHEMA, bytes=self.bytes, outputs=self.outputs)
         return data
 
 
-def _entries(folder: Path | str, *, folders: bool):
+def _entries(folder: Path | str, *, folders: bool) -> Iterator[os.DirEntry[str]]:
     """The sub-folders (or the regular files) of ``folder``; links are neither."""
     try:
         entries = list(os.scandir(folder))
@@ -156,7 +155,7 @@ def collect(config_files: list[str | Path] | None, workdir: str | Path = ".") ->
     current directory; default: config/config.yaml in ``workdir``); nothing
     is deleted."""
     workdir = Path(workdir)
-    config_files = config_files or [workdir / "config" / "config.yaml"]
+    config_files = config_files or [workdir / DEFAULT_CONFIG]
     plans: dict[str, list[Plan]] = {}
     for config_file in config_files:
         plan = load_plan(config_file, workdir)
@@ -164,20 +163,21 @@ def collect(config_files: list[str | Path] | None, workdir: str | Path = ".") ->
     garbage: list[Garbage] = []
     kept = recorded = 0
     for experiment, experiment_plans in plans.items():
-        results = workdir / "results" / experiment
+        layout = ResultsLayout.of(experiment, str(workdir))
+        results = Path(layout.root)
         check_results_tree(results)  # a linked store or blocks folder would lead gc outside
         keys: set[str] = set()
         for plan in experiment_plans:
             for rows in segment_keys(plan).values():
                 for row in rows:
                     keys.update(row)
-        found, found_kept = _store_garbage(results / "store", keys, workdir)
+        found, found_kept = _store_garbage(Path(layout.store), keys, workdir)
         beyond = _current_beyond(experiment_plans, results, found)
         kept += found_kept + sum(g.key in beyond for g in found)
         found = [g for g in found if g.key not in beyond]
         garbage += found
         segments = {segment.label for plan in experiment_plans for segment in plan.segments.values()}
-        garbage += _manifest_garbage(results / "blocks", segments, workdir)
+        garbage += _manifest_garbage(Path(layout.blocks), segments, workdir)
         try:
             listed = {
                 entry.get("key") for entry in read_provenance(results)["outputs"] if isinstance(entry, dict)
@@ -210,8 +210,9 @@ def gc(config_files: list[str | Path] | None, workdir: str | Path = ".", *, dele
         except (OSError, RepliflowError) as exc:
             result.errors.append(f"{item.path}: {exc}")
     for experiment in result.experiments:
-        for root in ("store", "blocks"):
-            for folder in _entries(workdir / "results" / experiment / root, folders=True):
+        layout = ResultsLayout.of(experiment, str(workdir))
+        for root in (layout.store, layout.blocks):
+            for folder in _entries(Path(root), folders=True):
                 try:
                     os.rmdir(folder.path)  # only when empty
                 except OSError:

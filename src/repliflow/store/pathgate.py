@@ -25,6 +25,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from repliflow.errors import BadRecord, UnsafePathError
 
@@ -148,7 +149,7 @@ def hash_file(path: str | Path, root: str | Path | None = None) -> tuple[str, in
     return digest.hexdigest(), size
 
 
-def read_json(path: str | Path, kind: str, root: str | Path | None = None):
+def read_json(path: str | Path, kind: str, root: str | Path | None = None) -> Any:
     """The JSON value in ``path``; BadRecord (naming the file and ``kind``) when
     it cannot be read or parsed. FileNotFoundError passes through."""
     try:
@@ -161,7 +162,7 @@ def read_json(path: str | Path, kind: str, root: str | Path | None = None):
         raise BadRecord(str(path), f"is not valid JSON: {type(exc).__name__}: {exc}", kind=kind) from None
 
 
-def read_json_object(path: str | Path, kind: str, root: str | Path | None = None) -> dict:
+def read_json_object(path: str | Path, kind: str, root: str | Path | None = None) -> dict[str, Any]:
     value = read_json(path, kind, root)
     if not isinstance(value, dict):
         raise BadRecord(str(path), f"holds a JSON {type(value).__name__}, not an object", kind=kind)

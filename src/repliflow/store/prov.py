@@ -21,18 +21,25 @@ on where the results directory lies.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from repliflow.core.records import check_sidecar
 from repliflow.errors import LayoutError
-from repliflow.store.layout import output_paths, read_provenance
+from repliflow.store.layout import output_paths
 from repliflow.store.pathgate import read_json
+from repliflow.store.provenance import read_provenance
 
 NAMESPACE = "urn:repliflow:terms#"
 AGENT = "repliflow:repliflow"
 
+# A PROV-JSON document: section ("entity", "activity", ...) -> identifier -> attributes
+# ("prefix" maps prefixes to namespaces).
+ProvDocument = dict[str, dict[str, object]]
 
-def _sidecar(results: Path, entry: dict) -> dict:
+
+def _sidecar(results: Path, entry: Mapping[str, Any]) -> Mapping[str, object]:
     """The entry's sidecar, type-checked; empty when it is missing or malformed
     (the export then says less about that output; ``audit`` names the file)."""
     path = results / entry["sidecar"]
@@ -42,11 +49,11 @@ def _sidecar(results: Path, entry: dict) -> dict:
         return {}
 
 
-def _qname(name: str) -> dict:
+def _qname(name: str) -> dict[str, str]:
     return {"$": name, "type": "prov:QUALIFIED_NAME"}
 
 
-def _literal(value):
+def _literal(value: object) -> str | int | float:
     """A PROV-JSON attribute value: strings, numbers and booleans as they are,
     anything else as its JSON text."""
     if isinstance(value, (str, bool, int, float)):
@@ -54,18 +61,18 @@ def _literal(value):
     return json.dumps(value, sort_keys=True)
 
 
-def to_prov(results_dir: str | Path) -> dict:
+def to_prov(results_dir: str | Path) -> ProvDocument:
     """The PROV-JSON document for ``results/<experiment>``."""
     results = Path(results_dir)
     provenance = read_provenance(results)
     experiment = str(provenance.get("experiment", results.name))
-    entries = []
+    entries: list[dict[str, Any]] = []
     for index, entry in enumerate(provenance["outputs"]):
         output_paths(entry, f"outputs[{index}]")  # raises LayoutError on a malformed or unsafe entry
         entries.append(entry)
     sidecars = [_sidecar(results, entry) for entry in entries]  # small files, in the page cache
 
-    doc: dict[str, dict] = {
+    doc: ProvDocument = {
         "prefix": {"repliflow": NAMESPACE, "exp": f"urn:repliflow:experiment:{experiment}/"},
         "entity": {},
         "activity": {},
@@ -77,7 +84,7 @@ def to_prov(results_dir: str | Path) -> dict:
     }
     counters: dict[str, int] = {}
 
-    def relation(kind: str, **attributes) -> None:
+    def relation(kind: str, **attributes: str) -> None:
         counters[kind] = counters.get(kind, 0) + 1
         doc[kind][f"_:{kind}{counters[kind]}"] = {f"prov:{k}": v for k, v in attributes.items()}
 
@@ -95,7 +102,7 @@ def to_prov(results_dir: str | Path) -> dict:
 
     ids = {entry["key"]: f"exp:{entry['path']}" for entry in entries}
     last_position = max((entry.get("position", 0) for entry in entries), default=0)
-    finals = []
+    finals: list[str] = []
     for entry, sidecar in zip(entries, sidecars, strict=True):
         key, entity = entry["key"], ids[entry["key"]]
         if entity in doc["entity"]:
@@ -113,7 +120,10 @@ def to_prov(results_dir: str | Path) -> dict:
             "repliflow:conditions": [str(c) for c in entry.get("conditions") or []],
         }
         activity = f"exp:run/{key}"
-        attributes = {"prov:type": _qname("repliflow:StepRun"), "prov:label": f"run {entry.get('step')}"}
+        attributes: dict[str, object] = {
+            "prov:type": _qname("repliflow:StepRun"),
+            "prov:label": f"run {entry.get('step')}",
+        }
         for name, source in [("prov:startTime", "started"), ("prov:endTime", "finished")]:
             if isinstance(sidecar.get(source), str):
                 attributes[name] = sidecar[source]

@@ -35,14 +35,13 @@ import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from repliflow.core.plan import Plan
 from repliflow.core.records import KEY, MANIFEST_SCHEMA
 from repliflow.errors import RepliflowError
+from repliflow.store.layout import TABLES, ResultsLayout
 from repliflow.store.pathgate import EXTENSIONS, read_json
-
-TABLES = ("metrics.csv", "hypotheses.json", "provenance.json")
-REPAIRS_LOG = "repairs.tsv"
 
 
 @dataclass(frozen=True)
@@ -52,19 +51,23 @@ class Repair:
     failed: tuple[int, ...] = ()  # replicates its manifest records as failed (on_failure: missing)
 
 
+# a listed store file: (manifest, file name, recorded size or None, when the manifest was written)
+_Wanted = tuple[str, str, int | None, int]
+
+
 def reconcile(plan: Plan, workdir: str | Path = ".") -> list[Repair]:
     """The blocks of ``plan`` to run again, each with the first thing found
     wrong, and the outputs a killed Snakemake left marked incomplete."""
     workdir = Path(workdir)
-    results = workdir / plan.results_dir
-    if not results.is_dir():
+    layout = ResultsLayout.of(plan.experiment, str(workdir))
+    if not os.path.isdir(layout.root):
         return []
     killed = left_incomplete(plan, workdir)
-    tables_made = any(os.path.lexists(results / name) for name in TABLES)
-    store = results / "store"
+    tables_made = any(os.path.lexists(layout.table(name)) for name in TABLES)
+    store = Path(layout.store)
     repairs: list[Repair] = []
     # per store folder: (manifest, file name, recorded size, when the manifest was written)
-    wanted: dict[str, list[tuple[str, str, object, int]]] = {}
+    wanted: dict[str, list[_Wanted]] = {}
     for manifest_path in plan.all_manifests():
         path = workdir / manifest_path
         try:
@@ -111,8 +114,7 @@ def left_incomplete(plan: Plan, workdir: Path) -> list[str]:
             return []
     except (FileNotFoundError, NotADirectoryError):
         return []
-    from repliflow.snakemake.hooks import snakemake_running_here
-    from repliflow.store.layout import incomplete_outputs
+    from repliflow.snakemake.markers import incomplete_outputs, snakemake_running_here
 
     if not Path("/proc").is_dir() or snakemake_running_here(workdir.resolve()):
         return []
@@ -131,19 +133,23 @@ class _Malformed(Exception):
 _SUFFIXES = frozenset(f".{ext}" for ext in EXTENSIONS.values())
 
 
-def _listed(manifest, block: tuple[int, int] | None) -> tuple[list[tuple[str, str, object]], tuple[int, ...]]:
+def _listed(
+    manifest: Any, block: tuple[int, int] | None
+) -> tuple[list[tuple[str, str, int | None]], tuple[int, ...]]:
     """The store files a manifest lists, as (folder, name, recorded size), and
     the replicates it records as failed. The shape is checked only as far as
     reading it needs (readers check the rest, records.check_manifest): this
-    runs on every manifest at the start of every run."""
+    runs on every manifest at the start of every run. ``manifest`` is the
+    parsed JSON, unchecked (Any): a wrong shape surfaces as the KeyError,
+    TypeError or AttributeError caught below."""
     try:
         if manifest["schema"] != MANIFEST_SCHEMA:
             raise _Malformed(f"schema {manifest['schema']!r}")
         lo, hi, replicates = manifest["lo"], manifest["hi"], manifest["replicates"]
         if block is not None and (lo, hi) != block or len(replicates) != hi - lo:
             raise _Malformed(f"it describes replicates {lo}..{hi - 1}, not its block's")
-        files: list[tuple[str, str, object]] = []
-        failed = []
+        files: list[tuple[str, str, int | None]] = []
+        failed: list[int] = []
         for replicate in replicates:
             if replicate.get("failed"):
                 failed.append(replicate["replicate"])
@@ -158,7 +164,7 @@ def _listed(manifest, block: tuple[int, int] | None) -> tuple[list[tuple[str, st
     return files, tuple(failed)
 
 
-def _size(value) -> int | None:
+def _size(value: object) -> int | None:
     return value if type(value) is int and value >= 0 else None
 
 
@@ -168,14 +174,14 @@ def _block_of(manifest_path: str) -> tuple[int, int] | None:
     return (int(lo), int(hi)) if lo.isdigit() and hi.isdigit() else None
 
 
-def _damaged(store: Path, wanted: dict[str, list]) -> list[tuple[str, str]]:
+def _damaged(store: Path, wanted: dict[str, list[_Wanted]]) -> list[tuple[str, str]]:
     """(manifest, why) for each listed file that is missing, not a regular
     file, of another size than recorded, or modified after its manifest was
     written. Names are looked up relative to each store folder (a short
     path walk for the kernel)."""
 
     def check(folder: str) -> list[tuple[str, str]]:
-        found = []
+        found: list[tuple[str, str]] = []
         base = f"{store}/{folder}"
         try:
             fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
@@ -210,14 +216,13 @@ def _damaged(store: Path, wanted: dict[str, list]) -> list[tuple[str, str]]:
 
 def repair_record(plan: Plan) -> list[str]:
     """``repairs.tsv`` as an input of aggregate and view, once it exists."""
-    path = f"{plan.results_dir}/{REPAIRS_LOG}"
+    path = plan.layout.repairs
     return [path] if os.path.lexists(path) else []
 
 
 def schedule_repairs(plan: Plan, repairs: list[Repair], workdir: str | Path = ".") -> None:
     """Remove the manifests of the damaged blocks and log the repairs, so that
     Snakemake runs those jobs and everything after them again."""
-    results = Path(workdir) / plan.results_dir
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     lines = []
     for repair in repairs:
@@ -226,7 +231,9 @@ def schedule_repairs(plan: Plan, repairs: list[Repair], workdir: str | Path = ".
             if path.is_symlink() or path.is_file():
                 path.unlink()
         lines.append(f"{stamp}\t{repair.target}\t{' '.join(repair.reason.split())}\n")
-    fd = os.open(results / REPAIRS_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(
+        ResultsLayout.of(plan.experiment, str(workdir)).repairs, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
+    )
     try:
         os.write(fd, "".join(lines).encode())
     finally:

@@ -28,12 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from repliflow.core.hashing import sha256_hex
-from repliflow.core.records import check_sidecar
+from repliflow.core.records import ManifestStep, Sidecar, StoredOutput, check_sidecar
 from repliflow.errors import IntegrityError, RepliflowError, StoreMismatch
 from repliflow.store import pathgate
+from repliflow.store.layout import ResultsLayout
 
-SIDECAR_SCHEMA = "repliflow.sidecar/2"
-SIDECAR_SUFFIX = ".meta.json"
 EXTENSIONS = pathgate.EXTENSIONS
 
 
@@ -153,7 +152,8 @@ def encode(value: Any) -> Encoded:
 
 def _has_pyarrow() -> bool:
     try:
-        import pyarrow  # noqa: F401
+        # not installed here, and it ships no type information: only whether it imports matters
+        import pyarrow  # type: ignore[import-not-found]  # noqa: F401
     except ImportError:
         return False
     return True
@@ -167,7 +167,7 @@ def decode(fmt: str, data: bytes) -> Any:
 
         return numpy.load(io.BytesIO(data), allow_pickle=False)
     if fmt == "parquet":
-        import pandas
+        import pandas  # type: ignore[import-untyped]  # no stubs installed; the value is returned as Any
 
         return pandas.read_parquet(io.BytesIO(data))
     if fmt == "pickle":
@@ -175,14 +175,22 @@ def decode(fmt: str, data: bytes) -> Any:
     raise IntegrityError(f"unknown storage format {fmt!r}")
 
 
-def write_output(store: str | Path, key: str, encoded: Encoded, sidecar: dict) -> int:
+def write_output(store: str | Path, key: str, encoded: Encoded, sidecar: Sidecar) -> int:
     """Store ``encoded`` as the output of ``key``, then its sidecar (``sidecar``
-    with its ``output`` record filled in), so a sidecar on disk means a
-    complete output. A pickle is signed with this machine's key. Returns the
-    sidecar's size in bytes (the block manifest records it)."""
+    with its ``output`` record filled in: whatever it holds there is
+    replaced), so a sidecar on disk means a complete output. A pickle is
+    signed with this machine's key. Returns the sidecar's size in bytes (the
+    block manifest records it)."""
+    sidecar["output"] = store_output(store, key, encoded)
+    return write_sidecar(store, key, sidecar)
+
+
+def store_output(store: str | Path, key: str, encoded: Encoded) -> StoredOutput:
+    """Store ``encoded`` as the output of ``key``; returns its record (a
+    sidecar's ``output``). A pickle is signed with this machine's key."""
     out = output_path(store, key, encoded.format)
     atomic_write(out, encoded.data)
-    output = {
+    output: StoredOutput = {
         "file": os.path.basename(out),
         "format": encoded.format,
         "sha256": encoded.sha256,
@@ -192,7 +200,12 @@ def write_output(store: str | Path, key: str, encoded: Encoded, sidecar: dict) -
         from repliflow.store.trust import signature
 
         output["hmac"] = signature(key, encoded.sha256)
-    sidecar["output"] = output
+    return output
+
+
+def write_sidecar(store: str | Path, key: str, sidecar: Sidecar) -> int:
+    """Write the sidecar of ``key``, once its output is stored (``store_output``):
+    a sidecar on disk means a complete output. Returns its size in bytes."""
     data = json.dumps(sidecar, separators=(",", ":"), allow_nan=True).encode()
     atomic_write(sidecar_path(store, key), data)
     return len(data)
@@ -204,7 +217,7 @@ def quarantine(store: str | Path, key: str, names: list[str], why: str) -> list[
     ``log.tsv``; returns the names moved. Nothing damaged is deleted: a
     person may want to see what it was."""
     folder = key_dir(store, key)
-    target = os.path.join(os.path.dirname(os.fspath(store)), "quarantine")
+    target = ResultsLayout(os.path.dirname(os.fspath(store))).quarantine
     moved = []
     for name in dict.fromkeys(n for n in names if n):
         if os.path.basename(name) != name or not os.path.lexists(f"{folder}/{name}"):
@@ -226,7 +239,7 @@ def quarantine(store: str | Path, key: str, names: list[str], why: str) -> list[
     return moved
 
 
-def read_sidecar(store: str | Path, key: str) -> dict | None:
+def read_sidecar(store: str | Path, key: str) -> Sidecar | None:
     """The sidecar of ``key``, type-checked; None when there is none."""
     path = sidecar_path(store, key)
     try:
@@ -236,14 +249,14 @@ def read_sidecar(store: str | Path, key: str) -> dict | None:
     return check_sidecar(value, path, key)
 
 
-def _readable_sidecar(store: str | Path, key: str) -> dict | None:
+def _readable_sidecar(store: str | Path, key: str) -> Sidecar | None:
     try:
         return read_sidecar(store, key)
     except (OSError, RepliflowError):
         return None
 
 
-def load(store: str | Path, key: str, output: dict | None = None) -> tuple[Any, str]:
+def load(store: str | Path, key: str, output: StoredOutput | ManifestStep | None = None) -> tuple[Any, str]:
     """The stored value of ``key`` and its sha256, checked against the record.
 
     ``output`` is the record of the output (a sidecar's ``output``, or a block

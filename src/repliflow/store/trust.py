@@ -27,6 +27,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from repliflow.errors import BadRecord, RepliflowError, UntrustedError
 from repliflow.store.pathgate import hash_file, read_json_object
@@ -108,16 +109,16 @@ class TrustResult:
     refused: list[str] = field(default_factory=list)  # "path: why" for pickles that cannot be signed
 
 
-def unsigned_pickles(results: str | Path) -> tuple[list[tuple[Path, dict]], TrustResult]:
+def unsigned_pickles(results: str | Path) -> tuple[list[tuple[Path, dict[str, Any]]], TrustResult]:
     """The pickle sidecars under ``results/store`` that this key did not sign."""
+    from repliflow.store.layout import SIDECAR_SUFFIX, ResultsLayout
     from repliflow.store.pathgate import check_results_tree
-    from repliflow.store.storage import SIDECAR_SUFFIX
 
     results = Path(results)
     check_results_tree(results)
-    found: list[tuple[Path, dict]] = []
+    found: list[tuple[Path, dict[str, Any]]] = []
     result = TrustResult()
-    store = results / "store"
+    store = Path(ResultsLayout(str(results)).store)
     for sidecar_path in sorted(store.glob(f"*/*{SIDECAR_SUFFIX}")):
         try:
             sidecar = read_json_object(sidecar_path, "sidecar", root=results)
@@ -134,10 +135,13 @@ def unsigned_pickles(results: str | Path) -> tuple[list[tuple[Path, dict]], Trus
     return found, result
 
 
-def trust(results: str | Path, pending: list[tuple[Path, dict]], result: TrustResult) -> TrustResult:
+def trust(
+    results: str | Path, pending: list[tuple[Path, dict[str, Any]]], result: TrustResult
+) -> TrustResult:
     """Sign each pending pickle whose bytes match its sidecar's sha256."""
+    from repliflow.store.layout import SIDECAR_SUFFIX
     from repliflow.store.pathgate import check_store_file
-    from repliflow.store.storage import SIDECAR_SUFFIX, atomic_write
+    from repliflow.store.storage import atomic_write
 
     results = Path(results)
     for sidecar_path, sidecar in pending:

@@ -27,19 +27,18 @@ import io
 import os
 import shutil
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from repliflow.errors import RepliflowError
-from repliflow.store.layout import (
-    LayoutError,
-    is_safe_name,
-    output_paths,
-    provenance_outputs,
-    read_manifests,
-    read_provenance,
-)
+from repliflow.errors import LayoutError, RepliflowError
+from repliflow.store.layout import PROVENANCE, ResultsLayout, is_safe_name, output_paths
 from repliflow.store.pathgate import check_results_tree
+from repliflow.store.provenance import provenance_outputs, read_manifests, read_provenance
+
+if TYPE_CHECKING:
+    from snakemake.script import Snakemake
 
 INDEX_COLUMNS = ["condition", "replicate", "step", "position", "key", "output", "sidecar", "sha256"]
 
@@ -50,8 +49,21 @@ class ViewResult:
     links: bool  # False where the file system refused symlinks
 
 
-def _rows(outputs: list[dict], source: str) -> list[list]:
-    rows = []
+class _Row(NamedTuple):
+    """One line of index.csv (INDEX_COLUMNS) and one link."""
+
+    condition: str
+    replicate: int
+    step: str
+    position: object  # written as recorded
+    key: str
+    output: str
+    sidecar: str
+    sha256: object
+
+
+def _rows(outputs: Sequence[Mapping[str, Any]], source: str) -> list[_Row]:
+    rows: list[_Row] = []
     for index, entry in enumerate(outputs):
         where = f"{source} outputs[{index}]"
         try:
@@ -59,7 +71,7 @@ def _rows(outputs: list[dict], source: str) -> list[list]:
         except LayoutError as exc:
             raise LayoutError(f"repliflow: {where}: {exc}") from None
         step, replicate = entry.get("step"), entry.get("replicate")
-        if not is_safe_name(step):
+        if not isinstance(step, str) or not is_safe_name(step):
             raise LayoutError(f"repliflow: {where}: step name {step!r} cannot be a file name")
         if isinstance(replicate, bool) or not isinstance(replicate, int) or replicate < 0:
             raise LayoutError(f"repliflow: {where}: replicate {replicate!r} is not a replicate number")
@@ -67,7 +79,7 @@ def _rows(outputs: list[dict], source: str) -> list[list]:
             if not is_safe_name(condition):
                 raise LayoutError(f"repliflow: {where}: condition {condition!r} cannot be a directory name")
             rows.append(
-                [
+                _Row(
                     condition,
                     replicate,
                     step,
@@ -76,9 +88,11 @@ def _rows(outputs: list[dict], source: str) -> list[list]:
                     path,
                     sidecar,
                     entry.get("sha256"),
-                ]
+                )
             )
-    rows.sort(key=lambda row: (row[0], row[1], row[3] if isinstance(row[3], int) else -1))
+    rows.sort(
+        key=lambda row: (row.condition, row.replicate, row.position if isinstance(row.position, int) else -1)
+    )
     return rows
 
 
@@ -87,18 +101,18 @@ def _link(target_in_results: str, link: Path, depth: int) -> None:
     os.symlink(os.path.join(*[".."] * depth, target_in_results), link)
 
 
-def build_view(results_dir: str | Path, outputs: list[dict] | None = None) -> ViewResult:
+def build_view(results_dir: str | Path, outputs: Sequence[Mapping[str, Any]] | None = None) -> ViewResult:
     """(Re)build ``runs/`` under ``results/<experiment>`` from ``outputs``
     (entries as in provenance.json's ``outputs``; default: read from its
     provenance.json)."""
     results = Path(results_dir)
     check_results_tree(results)  # never build or swap the view through a link
     if outputs is None:
-        outputs, source = read_provenance(results)["outputs"], "provenance.json"
+        outputs, source = read_provenance(results)["outputs"], PROVENANCE
     else:
         source = "the block manifests'"
     rows = _rows(outputs, source)
-    runs = results / "runs"
+    runs = Path(ResultsLayout(str(results)).runs)
     staging = results / f".runs.{os.getpid()}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -142,7 +156,7 @@ def _swap(staging: Path, runs: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def run_from_snakemake(smk) -> None:
+def run_from_snakemake(smk: Snakemake) -> None:
     """The ``view`` rule. It reads the block manifests, as ``aggregate`` does,
     rather than provenance.json, so the two jobs run side by side."""
     from repliflow.core.plan import build_plan

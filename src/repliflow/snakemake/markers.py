@@ -1,0 +1,53 @@
+"""What Snakemake's own state says about a working directory: the outputs it
+marked incomplete (``.snakemake/incomplete/``) and whether a snakemake runs there."""
+
+from __future__ import annotations
+
+import os
+from base64 import urlsafe_b64decode
+from pathlib import Path
+
+
+def incomplete_outputs(workdir: Path) -> set[str]:
+    """The output paths (relative to ``workdir``, as Snakemake names them) that
+    Snakemake marked incomplete: a job was started for them and has not
+    finished, because it is running or because its Snakemake was killed.
+
+    Snakemake stores one file per output under ``.snakemake/incomplete/``,
+    named by the urlsafe base64 of the path, split into ``@``-prefixed
+    directories when longer than a file name may be.
+    """
+    root = workdir / ".snakemake" / "incomplete"
+    found: set[str] = set()
+    for folder, _, files in os.walk(root):
+        parts = [p[1:] for p in Path(folder).relative_to(root).parts if p.startswith("@")]
+        for name in files:
+            try:
+                found.add(urlsafe_b64decode("".join([*parts, name])).decode())
+            except ValueError:  # not a marker (e.g. "migration_underway")
+                continue
+    return found
+
+
+def snakemake_active(workdir: Path) -> bool:
+    """Whether a snakemake process works in ``workdir`` now (on this host).
+
+    Without /proc (not Linux) a held lock is taken as an active run.
+    """
+    if Path("/proc").is_dir():
+        return snakemake_running_here(workdir.resolve())
+    locks = workdir / ".snakemake" / "locks"
+    return locks.is_dir() and any(locks.iterdir())
+
+
+def snakemake_running_here(cwd: Path) -> bool:
+    """Whether a live snakemake process on this host works in ``cwd``."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        if int(proc.name) == os.getpid():
+            continue
+        try:
+            if b"snakemake" in (proc / "cmdline").read_bytes() and (proc / "cwd").resolve() == cwd:
+                return True
+        except OSError:
+            continue
+    return False
