@@ -1,8 +1,19 @@
-"""Shared helpers: run the real workflow on small experiments in a temp dir."""
+"""Shared helpers: run the real workflow on small experiments in a temp dir.
+
+The tests come in two tiers: tests/unit never starts Snakemake or a workflow
+subprocess (pure Python, fast: `pytest tests/unit`), tests/workflow runs the real
+workflow (and Slurm, the chaos rounds, the examples, the lint checks). Everything
+under tests/workflow is marked `workflow` here, so `pytest -m "not workflow"` is
+the unit tier too. Test files import helpers only from this module (pyproject's
+pytest `pythonpath` puts tests/ on sys.path), never from each other across tiers,
+so each tier runs alone.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -22,11 +33,12 @@ os.environ["REPLIFLOW_TRUST_KEY_FILE"] = str(Path(tempfile.mkdtemp(prefix="repli
 def store_value(store, key: str, value, **fields):
     """Store ``value`` as the output of ``key`` the way a job does, with a
     complete sidecar (``fields`` override its recipe fields)."""
+    from repliflow.core import records
     from repliflow.store import storage
 
     encoded = storage.encode(value)
     sidecar = {
-        "schema": storage.SIDECAR_SCHEMA,
+        "schema": records.SIDECAR_SCHEMA,
         "key": key,
         "step": "datasource",
         "function": "source",
@@ -223,3 +235,128 @@ def opened():
             paths.extend(p for p in _recording.pop() if not p.startswith(_LIBRARIES))
 
     return record
+
+
+# --- the tiers ----------------------------------------------------------------------------
+
+WORKFLOW_TIER = Path(__file__).resolve().parent / "workflow"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test under tests/workflow `workflow` (pyproject registers the markers)."""
+    for item in items:
+        if WORKFLOW_TIER in item.path.parents:
+            item.add_marker(pytest.mark.workflow)
+
+
+def _starts_snakemake(args) -> bool:
+    words = shlex.split(args) if isinstance(args, str) else [os.fsdecode(w) for w in args]
+    return any(Path(word).name in ("snakemake", "Snakefile") for word in words)
+
+
+class _UnitTierPopen(subprocess.Popen):
+    """subprocess.Popen (and so subprocess.run) for a unit test: any process but Snakemake."""
+
+    def __init__(self, args, *rest, **kwargs):
+        if _starts_snakemake(args):
+            raise AssertionError(
+                "a test under tests/unit started Snakemake; tests that run the workflow belong "
+                f"in tests/workflow: {args!r}"
+            )
+        super().__init__(args, *rest, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_snakemake(request, monkeypatch):
+    """Keep the unit tier fast and its boundary honest: outside tests/workflow, starting
+    Snakemake fails the test instead of silently slowing `pytest tests/unit` down."""
+    if request.node.get_closest_marker("workflow") is None:
+        monkeypatch.setattr(subprocess, "Popen", _UnitTierPopen)
+
+
+# --- shared by a unit test file and its workflow counterpart -------------------------------
+# (tests/unit/test_X.py and tests/workflow/test_X_e2e.py; a test file never imports another)
+
+# A 3 x 3 x 2 treatment grid and the names of its cells (tests/unit/test_grid.py plans it,
+# tests/workflow/test_treatments_e2e.py runs it).
+GRID_3x3x2 = {
+    "datasource.n": [3, 5, 8],
+    "scale.factor": [0.5, 1.0, 2.0],
+    "datasource.offset": [0.0, 10.0],
+}
+NAMES_3x3x2 = [
+    f"n-{n}_factor-{factor}_offset-{offset}"
+    for n in (3, 5, 8)
+    for factor in ("0.5", "1.0", "2.0")
+    for offset in ("0.0", "10.0")
+]
+
+# Config errors (tests/unit/test_config.py, tests/workflow/test_config_errors_e2e.py).
+CUSTOM_VERIFIER = textwrap.dedent(
+    """
+    def always_significant(baseline, treatment, *, alpha=0.05, tag="x"):
+        return {
+            "p_value": 0.001,
+            "significant": True,
+            "statistic": float(len(baseline) + len(treatment)),
+            "tag": tag,
+        }
+    """
+)
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+COUNTING_YAML = """\
+experiment: exp
+code: steps.py
+replicates: 5
+seed: 7
+datasource:
+  function: source
+  params: {n: 5}
+pipeline:
+  - function: scale
+    params: {factor: 1.0}
+  - function: metrics
+"""
+
+# Cluster support (tests/unit/test_cluster.py, tests/workflow/test_cluster_e2e.py).
+HAS_SLURM_PLUGIN = importlib.util.find_spec("snakemake_executor_plugin_slurm") is not None
+HAS_HTCONDOR_PLUGIN = importlib.util.find_spec("snakemake_executor_plugin_htcondor") is not None
+
+
+def declared_config(**overrides) -> dict:
+    """Three steps: the datasource asks for memory, scale for threads and time,
+    metrics for more memory and time."""
+    config = counting_config(replicates=6, batch={"replicates_per_job": 4}, **overrides)
+    config["datasource"].update(mem_mb=1500)
+    config["pipeline"][0].update(threads=2, runtime=0.5)
+    config["pipeline"][1].update(mem_mb=3000, runtime=2)
+    return config
+
+
+def counting_plan(tmp_path, config):
+    """The plan of ``config`` with the counting steps written to ``tmp_path``."""
+    from repliflow.core.config import validate_config
+    from repliflow.core.plan import build_plan
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "steps.py").write_text(COUNTING_STEPS)
+    return build_plan(validate_config(config, file="test.yaml"), workdir=str(tmp_path))
+
+
+# `repliflow power` (tests/unit/test_power_hostile.py, tests/workflow/test_power_e2e.py).
+def power(capsys, *args: str) -> tuple[int, str, str]:
+    from repliflow.cli import main
+
+    code = main(["power", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def commands(plan: dict) -> list[list[str]]:
+    return [shlex.split(e["command"]) for e in plan["extend"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from conftest import COUNTING_STEPS, REPO
+from conftest import COUNTING_STEPS, REPO, GRID_3x3x2, NAMES_3x3x2
 from test_plan import plan_for
 
 from repliflow.core import grid
@@ -19,18 +20,6 @@ from repliflow.report.grid import grid_blocks
 
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
 NAME = SCHEMA["$defs"]["name"]
-
-GRID_3x3x2 = {
-    "datasource.n": [3, 5, 8],
-    "scale.factor": [0.5, 1.0, 2.0],
-    "datasource.offset": [0.0, 10.0],
-}
-NAMES_3x3x2 = [
-    f"n-{n}_factor-{factor}_offset-{offset}"
-    for n in (3, 5, 8)
-    for factor in ("0.5", "1.0", "2.0")
-    for offset in ("0.0", "10.0")
-]
 
 
 @pytest.fixture
@@ -193,3 +182,21 @@ def test_report_facets_a_third_axis_and_skips_without_a_grid():
     one_axis = grid_blocks(_results({"scale.factor": [1.0, 2.0]}, {("factor-1.0", "m"): [1.0]}))
     assert [b["kind"] for b in one_axis] == ["h2", "p", "table"]
     assert grid_blocks(_results(None, {})) == []
+
+
+def test_grid_heatmaps_take_values_near_the_float_maximum_and_infinite_ones():
+    from repliflow.core import grid
+    from repliflow.report.grid import grid_blocks
+
+    grid_config = {"datasource.n": [3, 5], "scale.factor": [1.0, 2.0]}
+    cells = [cell.name for cell in grid.cells(grid_config)]
+    values = {("baseline", "m"): [1.0, 1.0]}
+    values.update(
+        {(name, "m"): [v, v] for name, v in zip(cells, [1.7e308, -1.7e308, 0.0, math.inf], strict=True)}
+    )
+    results = SimpleNamespace(provenance={"config": {"grid": grid_config}}, values=values, hypotheses=[])
+    blocks = grid_blocks(results)
+    table = next(b for b in blocks if b["kind"] == "table")
+    assert [row[-1] for row in table["rows"]] == ["1.7e+308", "-1.7e+308", "0", "–", "1"]
+    (figure,) = [b for b in blocks if b["kind"] == "figure"]
+    assert 'fill="#08306b"' in figure["svg"] and 'fill="#f7fbff"' in figure["svg"]  # the scale's two ends

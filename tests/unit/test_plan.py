@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from conftest import COUNTING_STEPS, REPO, Experiment, counting_config
+from conftest import COUNTING_STEPS, REPO, counting_config
 
 from repliflow.core import hashing
 from repliflow.core.config import validate_config
@@ -169,15 +169,3 @@ def test_block_labels_stay_six_digits_and_grow_past_a_million(workdir):
     for block, label in zip(large.blocks(segment), labels, strict=True):
         assert re.fullmatch(constraint, label), (constraint, label)
         assert large.block_for(segment, int(label.split("-", 1)[0])) == block
-
-
-def test_dry_run_of_a_million_and_a_half_replicates_plans_every_block(tmp_path):
-    # through real Snakemake: a 7-digit label must pass the block wildcard's constraint
-    exp = Experiment(tmp_path, counting_config(replicates=1_500_000, batch={"replicates_per_job": 500_000}))
-    result = exp.snakemake("-n", check=False)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-3000:]
-    assert "MissingInputException" not in output and "Traceback" not in output
-    # 3 segments (datasource, baseline and treatment metrics) x 3 blocks
-    assert re.search(r"^run_segment\s+9$", result.stdout, re.M), result.stdout[-2000:]
-    assert "1000000-1500000.json" in result.stdout

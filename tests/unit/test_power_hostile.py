@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import commands, power
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -109,12 +110,6 @@ def make_results(directory: Path, *, hypotheses=None, provenance=None) -> Path:
 @pytest.fixture
 def results(tmp_path) -> Path:
     return make_results(tmp_path / "results" / "exp")
-
-
-def power(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(["power", *args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def assert_refused(code: int, err: str, path: Path) -> None:
@@ -372,10 +367,6 @@ def test_no_provenance_is_fine(results, capsys):
 # --- the printed command -------------------------------------------------------------------------
 
 
-def commands(plan: dict) -> list[list[str]]:
-    return [shlex.split(e["command"]) for e in plan["extend"]]
-
-
 def test_a_recorded_config_path_never_reaches_the_printed_command(tmp_path, capsys):
     results = make_results(tmp_path / "exp", provenance=provenance_with("config_files", value=EVIL))
     code, out, _ = power(capsys, str(results))
@@ -412,21 +403,6 @@ def test_the_report_command_carries_no_recorded_path(tmp_path):
 def test_the_default_config_needs_no_note(results, capsys):
     code, out, _ = power(capsys, str(results))
     assert code == 0 and "snakemake --cores all --config replicates=" in out and "note:" not in out
-
-
-def test_a_real_run_reads_back_and_takes_the_users_config(finished, capsys):
-    """One real run: its tables pass every check; its record names its config (not
-    config/config.yaml), so the command gets it only from --configfile."""
-    config = str(finished.root / "config.yaml")
-    code, out, _ = power(capsys, str(finished.results), "--json")
-    plan = json.loads(out)
-    assert code == 0 and plan["rows"] and config not in out
-    if plan["extend"]:
-        assert plan["note"] and all("--configfile" not in c for c in commands(plan))
-    code, out, _ = power(capsys, str(finished.results), "--json", "--configfile", config)
-    plan = json.loads(out)
-    assert code == 0 and not plan["note"]
-    assert all(c[3:5] == ["--configfile", config] for c in commands(plan))
 
 
 # --- any edit of a valid folder: a plan or one line, never an exception ------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import COUNTING_STEPS, counting_config
 
+from repliflow.core import records
 from repliflow.core.config import validate_config
 from repliflow.core.plan import build_plan
 from repliflow.engine.runner import BlockRunner
@@ -70,7 +71,7 @@ def test_sidecar_records_the_recipe_and_its_input(tmp_path):
     keys = plan.keys("baseline", 3)
     sidecar = storage.read_sidecar(tmp_path / plan.store_dir, keys[1])
     upstream = storage.read_sidecar(tmp_path / plan.store_dir, keys[0])
-    assert sidecar["schema"] == storage.SIDECAR_SCHEMA
+    assert sidecar["schema"] == records.SIDECAR_SCHEMA
     assert (sidecar["step"], sidecar["condition"], sidecar["replicate"]) == ("scale", "baseline", 3)
     assert sidecar["params"] == {"factor": 2.0} and sidecar["seed"] == plan.seeds()[3]
     assert sidecar["upstream"] == {"key": keys[0], "sha256": upstream["output"]["sha256"]}

@@ -266,11 +266,12 @@ def test_provenance_and_sidecars_follow_their_schemas(results):
     Draft202012Validator(provenance_schema).validate(provenance)
     for output in provenance["outputs"]:
         Draft202012Validator(sidecar_schema).validate(json.loads((results / output["sidecar"]).read_text()))
-    from repliflow.engine import aggregate
-    from repliflow.store import layout
+    from repliflow.core import records
 
-    assert provenance_schema["properties"]["schema"]["const"] == aggregate.PROVENANCE_SCHEMA
-    assert layout.PROVENANCE_SCHEMA == aggregate.PROVENANCE_SCHEMA
+    # one place holds the schema ids (records); the documented schemas name the same
+    assert provenance_schema["properties"]["schema"]["const"] == records.PROVENANCE_SCHEMA
+    assert provenance_schema["$id"] == records.PROVENANCE_SCHEMA
+    assert sidecar_schema["$id"] == records.SIDECAR_SCHEMA
 
 
 def test_prov_export_is_w3c_prov_json(results, capsys):

@@ -29,6 +29,8 @@ SEED = 20261201
 ROUNDS = int(os.environ.get("REPLIFLOW_CHAOS_ROUNDS", 20))
 TABLES = ("metrics.csv", "hypotheses.json")
 
+pytestmark = pytest.mark.chaos
+
 
 def _config() -> dict:
     return counting_config(replicates=6, batch={"replicates_per_job": 2})

@@ -1,6 +1,7 @@
 """One small experiment through real Snakemake: hypotheses.json's statistics,
 the report (HTML with inline plots, Markdown), `repliflow power` and the exact
-command it prints, and the report rendered by headless Chromium."""
+command it prints, and the report rendered by headless Chromium. The plots alone,
+without a run, are in tests/unit/test_plots.py."""
 
 from __future__ import annotations
 
@@ -239,48 +240,3 @@ def test_report_renders_in_headless_chromium_with_its_plots(run, tmp_path):
         rgb = [int(color[i : i + 2], 16) / 255 for i in (1, 3, 5)]
         matching = (abs(pixels - rgb) < 0.03).all(axis=2).sum()
         assert matching > 50, (color, matching)
-
-
-def _figures(salt="s"):
-    from repliflow.report import plots
-
-    conditions = ["baseline", "small", "big"]
-    values = {
-        c: [float(i % 17) + shift for i in range(40)] for c, shift in zip(conditions, [0, 1, 2], strict=True)
-    }
-    values["big"][3] = float("nan")
-    treatments = conditions[1:]
-    differences = {t: [b - a for a, b in zip(values["baseline"], values[t], strict=True)] for t in treatments}
-    intervals = {"small": (1.0, 0.5, 1.5), "big": (2.0, None, float("nan"))}
-    colors = plots.condition_colors(conditions)
-    return (
-        plots.distribution("mean", conditions, values, salt=salt),
-        plots.paired_differences("mean", treatments, differences, intervals, colors, salt),
-    )
-
-
-def test_plots_are_deterministic_svg_with_every_point_and_leave_rcparams_alone():
-    import matplotlib
-
-    before = dict(matplotlib.rcParams)
-    distribution, paired = _figures()
-    assert dict(matplotlib.rcParams) == before  # the figure style is applied per figure, not set globally
-    assert _figures() == (distribution, paired)  # equal data, equal bytes
-    assert _figures(salt="other")[0] != distribution  # the salt goes into the ids
-    for svg in (distribution, paired):
-        assert svg.startswith("<svg") and "<metadata>" not in svg and "<text" in svg  # text kept as text
-    # every finite replicate is a point in its condition's colour (big's NaN is left out and counted)
-    assert distribution.count('style="fill: #4c5d73; fill-opacity: 0.7"') == 40
-    assert distribution.count('style="fill: #d1603d; fill-opacity: 0.7"') == 40
-    assert distribution.count('style="fill: #3a8d5c; fill-opacity: 0.7"') == 39
-    assert "n=39, 1 missing" in distribution
-    assert paired.count('style="fill: #3a8d5c; fill-opacity: 0.7"') == 39
-
-
-def test_plots_do_not_import_pyplot():
-    code = (
-        "import sys; from test_report import _figures; _figures(); "
-        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'"
-    )
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO / "tests", capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]

@@ -5,15 +5,14 @@ cannot be rendered at all leaves the last good one in place.
 
 Each case that once failed the aggregate job (and so lost every table) runs
 through real Snakemake; the forced failure runs the job's function in process
-with the renderer patched to raise."""
+with the renderer patched to raise. The plot and grid helpers' own cases, which
+need no run, are in tests/unit/test_plots.py and tests/unit/test_grid.py."""
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 import shutil
-import statistics
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
@@ -223,37 +222,3 @@ def test_a_plot_or_a_section_that_fails_is_a_note(shifted, monkeypatch):
     )
     assert "plot paired differences of <code>value</code> could not be drawn: ValueError: no canvas" in page
     assert "> **Note:** section Power and replicates could not be built" in markdown
-
-
-def test_error_bars_are_never_negative_and_skip_what_is_not_finite():
-    mean, below, above = plots._error_bar(0.9999999999999999, 1.0, 1.0)  # the CI misses the mean
-    assert (mean, below) == (0.9999999999999999, 0.0) and 0 <= above < 1e-15
-    assert plots._error_bar(1.0, 0.5, 2.0) == (1.0, 0.5, 1.0)
-    assert plots._error_bar(1.0, None, math.inf) == (1.0, 0.0, 0.0)
-    assert plots._error_bar(1.7e308, -1.7e308, 1.7e308, 1e308) == pytest.approx((1.7, 3.4, 0.0))
-    assert plots._error_bar(math.nan, 0.0, 1.0) is None
-
-
-def test_summaries_do_not_overflow():
-    assert plots.overflow_safe(statistics.fmean, [1.7e308, 1.7e308]) == pytest.approx(1.7e308)
-    assert plots.overflow_safe(statistics.median, [1.7e308, 1.7e308]) == pytest.approx(1.7e308)
-    assert plots.overflow_safe(statistics.stdev, [1.7e308, -1.7e308]) == math.inf  # the SD itself is
-    assert plots.overflow_safe(statistics.fmean, [1.0, 2.0]) == 1.5
-
-
-def test_grid_heatmaps_take_values_near_the_float_maximum_and_infinite_ones():
-    from repliflow.core import grid
-    from repliflow.report.grid import grid_blocks
-
-    grid_config = {"datasource.n": [3, 5], "scale.factor": [1.0, 2.0]}
-    cells = [cell.name for cell in grid.cells(grid_config)]
-    values = {("baseline", "m"): [1.0, 1.0]}
-    values.update(
-        {(name, "m"): [v, v] for name, v in zip(cells, [1.7e308, -1.7e308, 0.0, math.inf], strict=True)}
-    )
-    results = SimpleNamespace(provenance={"config": {"grid": grid_config}}, values=values, hypotheses=[])
-    blocks = grid_blocks(results)
-    table = next(b for b in blocks if b["kind"] == "table")
-    assert [row[-1] for row in table["rows"]] == ["1.7e+308", "-1.7e+308", "0", "–", "1"]
-    (figure,) = [b for b in blocks if b["kind"] == "figure"]
-    assert 'fill="#08306b"' in figure["svg"] and 'fill="#f7fbff"' in figure["svg"]  # the scale's two ends

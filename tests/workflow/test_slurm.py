@@ -54,7 +54,7 @@ def skip_reason() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(bool(reason := skip_reason()), reason=reason or "")
+pytestmark = [pytest.mark.slurm, pytest.mark.skipif(bool(reason := skip_reason()), reason=reason or "")]
 
 CONDITIONS = {"double": {"scale": {"factor": 2.0}}, "triple": {"scale": {"factor": 3.0}}}
 # 3 conditions x 6 replicates x 3 steps, in blocks of 2 replicates: 3 blocks x

@@ -10,13 +10,12 @@ import signal
 import subprocess
 import sys
 import time
-from base64 import urlsafe_b64encode
 
 from conftest import SLOW_STEPS, Experiment, counting_config, snakemake_command
 
 from repliflow.cli import main
+from repliflow.core.plan import load_plan
 from repliflow.engine.status import format_status, status
-from repliflow.store.layout import incomplete_outputs, load_plan
 
 
 def _finish(command: list[str], cwd) -> subprocess.CompletedProcess:
@@ -31,17 +30,6 @@ def _finish(command: list[str], cwd) -> subprocess.CompletedProcess:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
-
-
-def test_a_fresh_experiment_is_all_missing(experiment):
-    result = status(experiment.root / "config.yaml", experiment.root)
-    assert result.counts == {
-        name: {"done": 0, "failed": 0, "running": 0, "incomplete": 0, "missing": 5}
-        for name in ["baseline", "double"]
-    }
-    assert result.jobs == 15 and result.jobs_done == 0 and not result.active
-    assert result.command[:3] == ["snakemake", "--cores", "all"]
-    assert "--rerun-incomplete" not in result.command
 
 
 def test_a_finished_run_is_complete(experiment, tmp_path, capsys, monkeypatch):
@@ -83,19 +71,6 @@ def test_a_job_that_fails_before_any_replicate_fails_all_of_them(experiment):
         assert tally == {"done": 0, "failed": 5, "running": 0, "incomplete": 0, "missing": 0}
     assert result.failures and all(f.replicate is None for f in result.failures)
     assert "importing the code file" in result.failures[0].message
-
-
-def test_markers_are_decoded_including_long_split_names(tmp_path):
-    folder = tmp_path / ".snakemake" / "incomplete"
-    short = "results/exp/blocks/a-0123456789abcdef/000000-000001.json"
-    long = "results/" + "x" * 400 + "/000000-000001.json"
-    encoded = urlsafe_b64encode(long.encode()).decode()
-    parts = [encoded[i : i + 254] for i in range(0, len(encoded), 254)]
-    (folder / "/".join("@" + p for p in parts[:-1])).mkdir(parents=True)
-    (folder / "/".join("@" + p for p in parts[:-1]) / parts[-1]).write_text("{}")
-    (folder / urlsafe_b64encode(short.encode()).decode()).write_text("{}")
-    (folder / "migration_underway").write_text("")
-    assert incomplete_outputs(tmp_path) == {short, long}
 
 
 def test_status_after_a_sigkilled_run_shows_in_flight_replicates_as_incomplete(tmp_path, monkeypatch):

@@ -9,8 +9,7 @@ import json
 import textwrap
 
 import pytest
-from conftest import COUNTING_STEPS, Experiment, counting_config
-from test_grid import GRID_3x3x2, NAMES_3x3x2
+from conftest import COUNTING_STEPS, Experiment, GRID_3x3x2, NAMES_3x3x2, counting_config
 
 SHAPES_STEPS = COUNTING_STEPS + textwrap.dedent(
     """

@@ -13,13 +13,12 @@ import json
 import os
 import pickle
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, Experiment, counting_config
+from conftest import Experiment, counting_config
 
 from repliflow.cli import main
 from repliflow.engine.status import status
@@ -27,7 +26,7 @@ from repliflow.errors import RepliflowError, UnsafePathError
 from repliflow.store import trust
 from repliflow.store.audit import audit
 from repliflow.store.gc import gc
-from repliflow.store.layout import read_manifests
+from repliflow.store.provenance import read_manifests
 
 # The datasource returns a set, which only pickle keeps: every replicate's first
 # output is a .pkl that the next steps must load.
@@ -164,25 +163,6 @@ def test_trust_refuses_a_pickle_that_does_not_match_its_sidecar(pickled, monkeyp
     assert main(["trust", "--yes", str(pickled.results)]) == 1
     err = capsys.readouterr().err
     assert "damaged, not signed" in err and entry["key"] in err
-
-
-def test_the_key_is_made_once_private_and_shared_by_racing_processes(tmp_path):
-    key_file = tmp_path / "cfg" / "trust.key"
-    code = (
-        "import os, sys; sys.path.insert(0, sys.argv[1]);"
-        "os.environ['REPLIFLOW_TRUST_KEY_FILE'] = sys.argv[2];"
-        "from repliflow.store.trust import signature; print(signature('a' * 20, 'b' * 64))"
-    )
-    runs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code, str(REPO / "src"), str(key_file)], stdout=subprocess.PIPE, text=True
-        )
-        for _ in range(6)
-    ]
-    signatures = {run.communicate()[0] for run in runs}
-    assert len(signatures) == 1
-    assert key_file.stat().st_mode & 0o777 == 0o600
-    assert not [p for p in key_file.parent.iterdir() if p.name != "trust.key"]  # no temp files left
 
 
 def test_a_manifest_naming_a_file_outside_is_refused_before_reading(pickled, tmp_path, monkeypatch):

@@ -9,8 +9,8 @@ import shutil
 
 import pytest
 
+from repliflow.errors import LayoutError
 from repliflow.store import view
-from repliflow.store.layout import LayoutError
 from repliflow.store.view import build_view
 
 
