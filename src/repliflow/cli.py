@@ -149,7 +149,7 @@ def _power(args: argparse.Namespace) -> int:
     (missing, unreadable, malformed or unsafe: the results may be someone else's)."""
     from repliflow.errors import RepliflowError
     from repliflow.report.tables import read_results
-    from repliflow.stats.power import format_plan, jsonable, plan
+    from repliflow.stats.power import format_replicate_plan, jsonable, replicate_plan
 
     try:
         results = read_results(args.results)
@@ -158,7 +158,7 @@ def _power(args: argparse.Namespace) -> int:
             raise RepliflowError(
                 f"repliflow power: no hypothesis {args.hypothesis!r} (there are: {', '.join(names)})"
             )
-        result = plan(
+        result = replicate_plan(
             results,
             effect=args.effect,
             target=args.power,
@@ -174,7 +174,11 @@ def _power(args: argparse.Namespace) -> int:
     except RepliflowError as exc:
         message = str(exc)
     else:
-        print(json.dumps(jsonable(result), indent=2) if args.json else format_plan(result, args.results))
+        print(
+            json.dumps(jsonable(result), indent=2)
+            if args.json
+            else format_replicate_plan(result, args.results)
+        )
         return 0
     print(" ".join(message.splitlines()), file=sys.stderr)
     return 1

@@ -16,7 +16,7 @@ from test_plan import plan_for
 
 from repliflow.core import grid
 from repliflow.errors import ConfigError
-from repliflow.report.grid import grid_blocks
+from repliflow.report.grid import grid_elements
 
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
 NAME = SCHEMA["$defs"]["name"]
@@ -159,7 +159,7 @@ def test_report_shows_a_table_per_cell_and_a_heatmap_for_two_axes():
     for index, name in enumerate(names(grid_config)):
         values[(name, "m")] = [float(index), float(index) + 2]
     hypothesis = {"name": "h", "metric": "m", "results": {"n-5_factor-2.0": {"significant": True}}}
-    blocks = grid_blocks(_results(grid_config, values, [hypothesis]))
+    blocks = grid_elements(_results(grid_config, values, [hypothesis]))
     table = next(b for b in blocks if b["kind"] == "table")
     assert table["headers"] == ["n", "factor", "m (mean)"]
     assert table["rows"][0] == ["3", "1.0", "1"]
@@ -174,19 +174,19 @@ def test_report_shows_a_table_per_cell_and_a_heatmap_for_two_axes():
 def test_report_facets_a_third_axis_and_skips_without_a_grid():
     grid_config = {"datasource.n": [3, 5], "scale.factor": [1.0, 2.0], "datasource.offset": [0.0, 1.0]}
     values = {(name, "m"): [1.0] for name in names(grid_config)}
-    figures = [b for b in grid_blocks(_results(grid_config, values)) if b["kind"] == "figure"]
+    figures = [b for b in grid_elements(_results(grid_config, values)) if b["kind"] == "figure"]
     assert [("offset = 0.0" in f["text"], "offset = 1.0" in f["text"]) for f in figures] == [
         (True, False),
         (False, True),
     ]
-    one_axis = grid_blocks(_results({"scale.factor": [1.0, 2.0]}, {("factor-1.0", "m"): [1.0]}))
+    one_axis = grid_elements(_results({"scale.factor": [1.0, 2.0]}, {("factor-1.0", "m"): [1.0]}))
     assert [b["kind"] for b in one_axis] == ["h2", "p", "table"]
-    assert grid_blocks(_results(None, {})) == []
+    assert grid_elements(_results(None, {})) == []
 
 
 def test_grid_heatmaps_take_values_near_the_float_maximum_and_infinite_ones():
     from repliflow.core import grid
-    from repliflow.report.grid import grid_blocks
+    from repliflow.report.grid import grid_elements
 
     grid_config = {"datasource.n": [3, 5], "scale.factor": [1.0, 2.0]}
     cells = [cell.name for cell in grid.cells(grid_config)]
@@ -195,7 +195,7 @@ def test_grid_heatmaps_take_values_near_the_float_maximum_and_infinite_ones():
         {(name, "m"): [v, v] for name, v in zip(cells, [1.7e308, -1.7e308, 0.0, math.inf], strict=True)}
     )
     results = SimpleNamespace(provenance={"config": {"grid": grid_config}}, values=values, hypotheses=[])
-    blocks = grid_blocks(results)
+    blocks = grid_elements(results)
     table = next(b for b in blocks if b["kind"] == "table")
     assert [row[-1] for row in table["rows"]] == ["1.7e+308", "-1.7e+308", "0", "–", "1"]
     (figure,) = [b for b in blocks if b["kind"] == "figure"]

@@ -34,10 +34,9 @@ from typing import Any, TextIO
 
 from repliflow.errors import RepliflowError
 from repliflow.report import plots
-from repliflow.report.grid import grid_blocks
+from repliflow.report.grid import grid_elements
 from repliflow.report.tables import Results, read_results
-from repliflow.stats import PAIRED
-from repliflow.stats import power as power_plan
+from repliflow.stats import PAIRED, power
 from repliflow.store import storage
 from repliflow.store.layout import LAST_GOOD
 
@@ -61,7 +60,7 @@ DASH = "–"
 
 
 @dataclass
-class Block:
+class Element:
     kind: str  # h1 h2 h3 p small note link table figure pre ul
     text: str = ""
     href: str = ""  # link: a relative path
@@ -85,7 +84,7 @@ def _td(cell: str) -> str:
     return f'<td class="n">{_inline_html(cell)}</td>' if numeric else f"<td>{_inline_html(cell)}</td>"
 
 
-def to_html(blocks: list[Block], title: str) -> str:
+def to_html(blocks: list[Element], title: str) -> str:
     parts = []
     for b in blocks:
         if b.kind in ("h1", "h2", "h3"):
@@ -120,7 +119,7 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def to_markdown(blocks: list[Block]) -> str:
+def to_markdown(blocks: list[Element]) -> str:
     parts = []
     for b in blocks:
         if b.kind in ("h1", "h2", "h3"):
@@ -239,14 +238,14 @@ def _verdict_sentence(hypothesis: Mapping[str, Any], treatment: str, result: Map
     return f"{verdict}, {detail}; {test}, {p_text}.{note}"
 
 
-def _glance(results: Results) -> list[Block]:
-    blocks = [Block("h2", "Verdicts at a glance")]
+def _glance(results: Results) -> list[Element]:
+    blocks = [Element("h2", "Verdicts at a glance")]
     if not results.hypotheses:
-        return blocks + [Block("p", "No hypotheses are configured: the report shows the metrics only.")]
+        return blocks + [Element("p", "No hypotheses are configured: the report shows the metrics only.")]
     for hypothesis in results.hypotheses:
         items = [_verdict_sentence(hypothesis, t, hypothesis["results"][t]) for t in hypothesis["ranking"]]
-        blocks.append(Block("p", f"Hypothesis **{hypothesis['name']}**:"))
-        blocks.append(Block("ul", items=items))
+        blocks.append(Element("p", f"Hypothesis **{hypothesis['name']}**:"))
+        blocks.append(Element("ul", items=items))
     return blocks
 
 
@@ -259,10 +258,10 @@ def _differs(params: Mapping[str, Any], baseline: Mapping[str, Any]) -> str:
     return json.dumps(diff, sort_keys=True) if diff else "(nothing: same recipe as the baseline)"
 
 
-def _design(results: Results) -> list[Block]:
+def _design(results: Results) -> list[Element]:
     prov = results.provenance
     if not prov:
-        return [Block("h2", "Design"), Block("p", "No provenance.json: the design is unknown.")]
+        return [Element("h2", "Design"), Element("p", "No provenance.json: the design is unknown.")]
     config = prov["config"]
     conditions = list(prov["conditions"])
     seeds = prov.get("seeds", {}).get("replicates", [])
@@ -270,8 +269,8 @@ def _design(results: Results) -> list[Block]:
         ", … (all in provenance.json)" if len(seeds) > 4 else ""
     )
     blocks = [
-        Block("h2", "Design"),
-        Block(
+        Element("h2", "Design"),
+        Element(
             "p",
             f"{len(conditions)} conditions × {config['replicates']} replicates, base seed "
             f"{config.get('seed', 0)}, code `{prov['code']['source']}`. Replicate r has the same seed in "
@@ -281,7 +280,7 @@ def _design(results: Results) -> list[Block]:
     ]
     baseline = prov["conditions"]["baseline"]["params"]
     blocks.append(
-        Block(
+        Element(
             "table",
             headers=["condition", "replicates", "parameters that differ from the baseline"],
             rows=[
@@ -291,7 +290,7 @@ def _design(results: Results) -> list[Block]:
         )
     )
     blocks.append(
-        Block(
+        Element(
             "table",
             headers=["step", "function", "code hash", "baseline parameters"],
             rows=[
@@ -332,7 +331,7 @@ def _summary_rows(results: Results, metric: str) -> list[list[str]]:
     return rows
 
 
-def _infinite_note(results: Results, metric: str) -> list[Block]:
+def _infinite_note(results: Results, metric: str) -> list[Element]:
     counts = {
         condition: sum(math.isinf(v) for v in results.values.get((condition, metric), []))
         for condition in results.conditions
@@ -341,7 +340,7 @@ def _infinite_note(results: Results, metric: str) -> list[Block]:
     if not counted:
         return []
     return [
-        Block(
+        Element(
             "note",
             f"`{metric}` has infinite values ({counted}): they are not drawn, are counted as missing and "
             "are left out of the summaries and the tests, as NaN is.",
@@ -355,12 +354,12 @@ def _reason(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:299] + "…"
 
 
-def _figure(name: str, caption: str, draw: Callable[[], str]) -> Block:
+def _figure(name: str, caption: str, draw: Callable[[], str]) -> Element:
     """The figure ``draw`` renders, or a note saying why plot ``name`` could not be drawn."""
     try:
-        return Block("figure", caption, svg=draw())
+        return Element("figure", caption, svg=draw())
     except Exception as exc:  # a plot is never worth the report
-        return Block("note", f"plot {name} could not be drawn: {_reason(exc)}")
+        return Element("note", f"plot {name} could not be drawn: {_reason(exc)}")
 
 
 def _sampled_note(series: Iterable[Sequence[float]]) -> str:
@@ -374,7 +373,7 @@ def _sampled_note(series: Iterable[Sequence[float]]) -> str:
     )
 
 
-def _paired_plots(results: Results, metric: str, colors: dict[str, str], salt: str) -> list[Block]:
+def _paired_plots(results: Results, metric: str, colors: dict[str, str], salt: str) -> list[Element]:
     paired = [h for h in results.hypotheses if h["metric"] == metric and h["verifier"] in PAIRED]
     if not paired:
         return []
@@ -410,13 +409,13 @@ def _paired_plots(results: Results, metric: str, colors: dict[str, str], salt: s
     return [_figure(f"paired differences of `{metric}`", caption, draw)]
 
 
-def _metrics(results: Results) -> list[Block]:
-    blocks = [Block("h2", "Metrics")]
+def _metrics(results: Results) -> list[Element]:
+    blocks = [Element("h2", "Metrics")]
     conditions = results.conditions
     colors = plots.condition_colors(conditions)
     for index, metric in enumerate(results.metrics):
         by_condition = {c: results.values.get((c, metric), []) for c in conditions}
-        blocks.append(Block("h3", metric))
+        blocks.append(Element("h3", metric))
         blocks.append(
             _figure(
                 f"distribution of `{metric}`",
@@ -427,7 +426,7 @@ def _metrics(results: Results) -> list[Block]:
         )
         blocks += _paired_plots(results, metric, colors, salt=f"pair-{index}")
         blocks.append(
-            Block(
+            Element(
                 "table",
                 headers=["condition", "n", "missing", "mean", "SD", "min", "median", "max"],
                 rows=_summary_rows(results, metric),
@@ -441,18 +440,18 @@ def _with_ci(value: object, ci: Sequence[float | None] | None, alternative: str 
     return DASH if num(value) == DASH else f"{num(value)} {interval(ci, alternative)}"
 
 
-def _verdicts(results: Results) -> list[Block]:
-    blocks = [Block("h2", "Verdicts")]
+def _verdicts(results: Results) -> list[Element]:
+    blocks = [Element("h2", "Verdicts")]
     if not results.hypotheses:
-        return blocks + [Block("p", "No hypotheses configured.")]
+        return blocks + [Element("p", "No hypotheses configured.")]
     for h in results.hypotheses:
         params = h.get("params") or {}
         correction = h.get("correction", "none")
         alternative = params.get("alternative", "two-sided")
         test = TEST_NAMES.get(h["verifier"], h["verifier"])
-        blocks.append(Block("h3", f"{h['name']}: {h['metric']}, {test}"))
+        blocks.append(Element("h3", f"{h['name']}: {h['metric']}, {test}"))
         blocks.append(
-            Block(
+            Element(
                 "p",
                 f"Verifier `{h['verifier']}`, alternative {alternative}, alpha {num(h.get('alpha', 0.05))}; "
                 f"p-values adjusted over the {len(h['results'])} treatment(s) by `{correction}`; "
@@ -491,7 +490,7 @@ def _verdicts(results: Results) -> list[Block]:
             )
         effect_label = EFFECT_NAMES.get(effect, effect) if isinstance(effect, str) else "effect size"
         blocks.append(
-            Block(
+            Element(
                 "table",
                 headers=[
                     "treatment",
@@ -508,7 +507,7 @@ def _verdicts(results: Results) -> list[Block]:
             )
         )
         if notes:
-            blocks.append(Block("ul", items=notes))
+            blocks.append(Element("ul", items=notes))
     return blocks
 
 
@@ -516,8 +515,8 @@ def _clip(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _missing(results: Results) -> list[Block]:
-    blocks = [Block("h2", "Failed or missing replicates")]
+def _missing(results: Results) -> list[Element]:
+    blocks = [Element("h2", "Failed or missing replicates")]
     rows = []
     for metric in results.metrics:
         for condition in results.conditions:
@@ -532,27 +531,27 @@ def _missing(results: Results) -> list[Block]:
     ]
     if failed:
         blocks.append(
-            Block(
+            Element(
                 "p",
                 "These replicates failed (`on_failure: missing`): their metrics are counted as missing "
                 "below, and the next run retries them.",
             )
         )
-        blocks.append(Block("table", headers=["condition", "replicate", "step", "error"], rows=failed))
+        blocks.append(Element("table", headers=["condition", "replicate", "step", "error"], rows=failed))
     if rows:
         blocks.append(
-            Block(
+            Element(
                 "p",
                 "These replicates returned a NaN, infinite or no value for a metric (or failed, above). "
                 "Tests leave them out and count them (the missing columns above); paired tests drop the "
                 "whole pair.",
             )
         )
-        blocks.append(Block("table", headers=["metric", "condition", "count", "replicates"], rows=rows))
+        blocks.append(Element("table", headers=["metric", "condition", "count", "replicates"], rows=rows))
     else:
-        blocks.append(Block("p", "None: every replicate returned every metric as a finite number."))
+        blocks.append(Element("p", "None: every replicate returned every metric as a finite number."))
     blocks.append(
-        Block(
+        Element(
             "small",
             "With `on_failure: stop` (the default) a step that fails ends its job before any report is "
             "made; the job's log under `logs/` names the replicate and keeps the traceback.",
@@ -561,14 +560,14 @@ def _missing(results: Results) -> list[Block]:
     return blocks
 
 
-def _power(results: Results) -> list[Block]:
-    blocks = [Block("h2", "Power and replicates")]
+def _power(results: Results) -> list[Element]:
+    blocks = [Element("h2", "Power and replicates")]
     if not results.hypotheses:
-        return blocks + [Block("p", "No hypotheses, so nothing to plan.")]
-    plan = power_plan.plan(results)
+        return blocks + [Element("p", "No hypotheses, so nothing to plan.")]
+    plan = power.replicate_plan(results)
     target = f"{plan['target_power'] * 100:.0f}%"
     blocks.append(
-        Block(
+        Element(
             "p",
             f"From the observed differences and SDs: the power the current {plan['replicates']} replicates "
             f"have, and the replicates per condition that reach {target} power, at the level (alpha) each "
@@ -595,7 +594,7 @@ def _power(results: Results) -> list[Block]:
         for r in plan["rows"]
     ]
     blocks.append(
-        Block(
+        Element(
             "table",
             headers=[
                 "hypothesis / treatment",
@@ -614,14 +613,14 @@ def _power(results: Results) -> list[Block]:
     )
     if plan["extend"]:
         blocks.append(
-            Block(
+            Element(
                 "p",
                 "Raising `replicates` only adds jobs: the replicates already made are reused. To extend the "
                 "run (or set `replicates:` in the config file to the same number and run snakemake again):",
             )
         )
         blocks.append(
-            Block(
+            Element(
                 "pre",
                 "\n".join(
                     f"# {target} power for {', '.join(e['reaches_target_for'])}\n{e['command']}"
@@ -631,20 +630,20 @@ def _power(results: Results) -> list[Block]:
         )
     else:
         blocks.append(
-            Block("p", "No comparison with an observed difference needs more than the current replicates.")
+            Element("p", "No comparison with an observed difference needs more than the current replicates.")
         )
     return blocks
 
 
-def _provenance(results: Results) -> list[Block]:
+def _provenance(results: Results) -> list[Element]:
     prov = results.provenance
-    blocks = [Block("h2", "Provenance")]
+    blocks = [Element("h2", "Provenance")]
     if not prov:
-        return blocks + [Block("p", "No provenance.json.")]
+        return blocks + [Element("p", "No provenance.json.")]
     env = prov["environment"]
     packages = ", ".join(f"{k} {v}" for k, v in env["packages"].items())
     blocks.append(
-        Block(
+        Element(
             "p",
             f"{len(prov['outputs'])} recorded outputs, each with a sha256 and a sidecar under `store/`; "
             f"check them all with `repliflow audit {results.path}`. Config hash `{prov['config_hash'][:16]}` "
@@ -653,16 +652,16 @@ def _provenance(results: Results) -> list[Block]:
         )
     )
     blocks.append(
-        Block("small", f"Python {env['python']} on {env['platform']}, host {env['host']}; {packages}.")
+        Element("small", f"Python {env['python']} on {env['platform']}, host {env['host']}; {packages}.")
     )
     return blocks
 
 
-def _grid(results: Results) -> list[Block]:
-    return [Block(**spec) for spec in grid_blocks(results)]
+def _grid(results: Results) -> list[Element]:
+    return [Element(**spec) for spec in grid_elements(results)]
 
 
-SECTIONS: list[tuple[str, Callable[[Results], list[Block]]]] = [
+SECTIONS: list[tuple[str, Callable[[Results], list[Element]]]] = [
     ("Verdicts at a glance", _glance),
     ("Design", _design),
     ("Metrics", _metrics),
@@ -674,22 +673,22 @@ SECTIONS: list[tuple[str, Callable[[Results], list[Block]]]] = [
 ]
 
 
-def build(results: Results) -> list[Block]:
+def build(results: Results) -> list[Element]:
     """The report's blocks; a section that cannot be built is its heading and a note why."""
     name = results.provenance.get("experiment", results.path.name)
-    blocks = [Block("h1", f"repliflow report: {name}")]
+    blocks = [Element("h1", f"repliflow report: {name}")]
     for title, section in SECTIONS:
         try:
             blocks += section(results)
         except Exception as exc:  # one section is never worth the report
             blocks += [
-                Block("h2", title),
-                Block("note", f"section {title} could not be built: {_reason(exc)}"),
+                Element("h2", title),
+                Element("note", f"section {title} could not be built: {_reason(exc)}"),
             ]
     return blocks
 
 
-def notes(blocks: list[Block]) -> list[str]:
+def notes(blocks: list[Element]) -> list[str]:
     """What the report could not show (plots, sections), as its notes say."""
     return [b.text for b in blocks if b.kind == "note"]
 
@@ -722,14 +721,14 @@ def write_report(results_dir: Path, html_path: Path, md_path: Path) -> list[str]
     return shown
 
 
-def failure_blocks(results_dir: Path, html_path: Path, md_path: Path, reason: str) -> list[Block]:
+def failure_blocks(results_dir: Path, html_path: Path, md_path: Path, reason: str) -> list[Element]:
     """The report written in place of one that cannot be rendered: why, where the
     tables are, where the last good report is, how to make it again."""
     kept = last_good(html_path)
     blocks = [
-        Block("h1", f"repliflow report: {results_dir.name}"),
-        Block("note", f"The report could not be rendered: {reason}"),
-        Block(
+        Element("h1", f"repliflow report: {results_dir.name}"),
+        Element("note", f"The report could not be rendered: {reason}"),
+        Element(
             "p",
             "The tables of this run were written and are complete: `metrics.csv`, `hypotheses.json` and "
             "`provenance.json`, beside this file. The traceback is in the job's log, "
@@ -739,18 +738,18 @@ def failure_blocks(results_dir: Path, html_path: Path, md_path: Path, reason: st
     if kept.exists():
         made = datetime.fromtimestamp(kept.stat().st_mtime, UTC).isoformat(timespec="seconds")
         blocks += [
-            Block(
+            Element(
                 "p",
                 f"The last report that rendered is kept as `{_relative(kept)}` (and "
                 f"`{_relative(last_good(md_path))}`), "
                 f"written {made}: it shows the tables of that run, which may differ from these.",
             ),
-            Block("link", f"Open the last good report ({_relative(kept)})", href=_relative(kept)),
+            Element("link", f"Open the last good report ({_relative(kept)})", href=_relative(kept)),
         ]
     else:
-        blocks.append(Block("p", "No earlier report rendered here, so there is no last good one to show."))
+        blocks.append(Element("p", "No earlier report rendered here, so there is no last good one to show."))
     blocks.append(
-        Block(
+        Element(
             "p",
             "Once the cause is fixed, make the report again with the run's snakemake command plus "
             "`--forcerun aggregate` (this job succeeded, so Snakemake considers its outputs up to date).",

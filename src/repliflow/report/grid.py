@@ -7,7 +7,7 @@ all on one colour scale. A ``†`` marks a cell that a hypothesis on that
 metric found significant against the baseline.
 
 The section is a list of block specs, ``{"kind": ..., ...}`` with the fields
-of ``report.Block``, so the report renders it to HTML and Markdown alike; the
+of ``report.Element``, so the report renders it to HTML and Markdown alike; the
 heatmaps are small hand-written SVGs (no scripts, equal data give equal bytes).
 """
 
@@ -35,8 +35,8 @@ Means = Mapping[tuple[str, str], float]  # (condition, metric) -> mean over repl
 Marks = Mapping[tuple[str, str], list[str]]  # (condition, metric) -> hypotheses that found it significant
 
 
-class BlockSpec(TypedDict):
-    """The fields of a ``report.Block`` (the report makes one of each)."""
+class ElementSpec(TypedDict):
+    """The fields of a ``report.Element`` (the report makes one of each)."""
 
     kind: str
     text: NotRequired[str]
@@ -45,7 +45,7 @@ class BlockSpec(TypedDict):
     svg: NotRequired[str]
 
 
-def grid_blocks(results: Results) -> list[BlockSpec]:
+def grid_elements(results: Results) -> list[ElementSpec]:
     """The grid section of a ``tables.Results``, or [] when the experiment has no grid.
 
     Uses ``results.provenance["config"]`` (the grid), ``results.values``
@@ -66,7 +66,7 @@ def grid_blocks(results: Results) -> list[BlockSpec]:
     marks = _marks(hypotheses)
     shape = " × ".join(str(len(axis.values)) for axis in found)
     described = "; ".join(f"**{a.label}** (`{a.key}`): {', '.join(a.tokens)}" for a in found)
-    blocks: list[BlockSpec] = [
+    blocks: list[ElementSpec] = [
         {"kind": "h2", "text": "Grid"},
         {
             "kind": "p",
@@ -122,7 +122,7 @@ def _colour(fraction: float) -> tuple[str, str]:
 
 def _heatmaps(
     metric: str, found: list[Axis], grid_cells: list[Cell], means: Means, marks: Marks
-) -> list[BlockSpec]:
+) -> list[ElementSpec]:
     rows_axis, cols_axis, rest = found[0], found[1], found[2:]
     panels = list(itertools.product(*(range(len(a.values)) for a in rest)))
     if len(panels) > MAX_PANELS:
@@ -130,7 +130,7 @@ def _heatmaps(
     names = {c.indices: c.name for c in grid_cells}
     present = [v for c in grid_cells if (v := means.get((c.name, metric))) is not None and math.isfinite(v)]
     low, high = (min(present), max(present)) if present else (0.0, 0.0)
-    blocks: list[BlockSpec] = []
+    blocks: list[ElementSpec] = []
     for panel in panels:
         where = ", ".join(f"{a.label} = {a.tokens[i]}" for a, i in zip(rest, panel, strict=True))
         grid = [

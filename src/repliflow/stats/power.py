@@ -156,7 +156,7 @@ def _pairs(baseline: Sequence[float], treatment: Sequence[float]) -> FloatArray:
     return b[both] - a[both]
 
 
-def plan_row(
+def replicate_row(
     hypothesis: Mapping[str, Any],
     treatment: str,
     baseline_values: Sequence[float],
@@ -264,7 +264,7 @@ class ExtendCommand(TypedDict):
     command: str
 
 
-class PowerPlan(TypedDict):
+class ReplicatePlan(TypedDict):
     """``repliflow power``'s plan (``--json`` prints it, NaN as null)."""
 
     target_power: float
@@ -275,15 +275,15 @@ class PowerPlan(TypedDict):
     note: str
 
 
-def plan(
+def replicate_plan(
     results: Results,
     *,
     effect: float | None = None,
     target: float = TARGET_POWER,
     hypothesis: str | None = None,
     configfile: str | None = None,
-) -> PowerPlan:
-    """The power plan of a results directory (``repliflow.report.tables.Results``);
+) -> ReplicatePlan:
+    """The replicate plan of a results directory (``repliflow.report.tables.Results``);
     ``configfile`` is the user's config for the run, passed on to the commands."""
     rows: list[Row] = []
     for h in results.hypotheses:
@@ -292,7 +292,7 @@ def plan(
         treatments = list(h["results"])
         for treatment in treatments:
             rows.append(
-                plan_row(
+                replicate_row(
                     h,
                     treatment,
                     results.values.get(("baseline", h["metric"]), []),
@@ -336,7 +336,7 @@ def plan(
     }
 
 
-def format_plan(result: PowerPlan, results_dir: str) -> str:
+def format_replicate_plan(result: ReplicatePlan, results_dir: str) -> str:
     """``repliflow power``'s text output."""
     target = f"{result['target_power'] * 100:.0f}%"
     headers = [
