@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -178,6 +179,13 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True, env: dict | Non
             f"snakemake failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
         )
     return result
+
+
+def copied(source: Experiment, root: Path) -> Experiment:
+    """A copy of a finished experiment (links kept as links, times kept), so a
+    test can damage it without running the workflow again."""
+    shutil.copytree(source.root, root, symlinks=True)
+    return Experiment(root, source.config, steps=(source.root / "steps.py").read_text())
 
 
 @pytest.fixture

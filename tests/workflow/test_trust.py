@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import Experiment, counting_config
+from conftest import Experiment, copied, counting_config
 
 from repliflow.cli import main
 from repliflow.engine.status import status
@@ -66,11 +66,19 @@ def _write_json(path: Path, value) -> None:
     path.write_text(json.dumps(value))
 
 
-@pytest.fixture
-def pickled(tmp_path) -> Experiment:
-    experiment = Experiment(tmp_path / "work", counting_config(replicates=3), steps=PICKLE_STEPS)
+@pytest.fixture(scope="module")
+def pickled_run(tmp_path_factory) -> Experiment:
+    experiment = Experiment(
+        tmp_path_factory.mktemp("pickled") / "work", counting_config(replicates=3), steps=PICKLE_STEPS
+    )
     experiment.snakemake()
     return experiment
+
+
+@pytest.fixture
+def pickled(pickled_run, tmp_path) -> Experiment:
+    """A finished run with pickled outputs, each test's own copy."""
+    return copied(pickled_run, tmp_path / "work")
 
 
 def _datasource_outputs(experiment) -> list[dict]:
