@@ -260,6 +260,25 @@ def test_a_removed_job_fails_the_run_clearly_and_the_next_run_redoes_only_its_wo
     assert result.ok, result.problems
 
 
+def test_a_removed_job_is_submitted_again_by_the_profile(workflow_copy):
+    """The profile's `retries: 1`: the run goes on, and the new job computes only
+    what the removed one had not stored."""
+    config = counting_config(replicates=4, batch={"replicates_per_job": 2})
+    experiment = CondorExperiment(workflow_copy, "retried", config, steps=SLOW_STEPS)
+    run = experiment.start("--group-components", "replicates=1", "summary=2")
+    cluster = experiment.wait_for_running_job()
+    condor("condor_rm", cluster)
+    output, _ = run.communicate(timeout=600)
+    assert run.returncode == 0, output[-4000:]
+    assert "attempt 2" in output.lower() or "retr" in output.lower(), output[-4000:]
+    calls = experiment.calls()
+    assert set(calls) == set(_all_calls(4))
+    repeated = {call for call in calls if calls.count(call) > 1}
+    assert len({replicate // 2 for _, _, replicate in repeated}) <= 1, repeated  # one block at most
+    assert experiment.audit().ok
+    assert len(experiment.jobs()) == 4  # 2 block submissions, the removed one again, the summary
+
+
 def test_a_held_job_fails_the_run_within_the_held_timeout(workflow_copy):
     config = counting_config(replicates=4, batch={"replicates_per_job": 2})
     experiment = CondorExperiment(workflow_copy, "held", config, steps=SLOW_STEPS)
