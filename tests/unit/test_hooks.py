@@ -57,3 +57,22 @@ def test_release_scheduler_timers_lets_the_process_exit_at_once():
     timer.join(timeout=5)
     assert not timer.is_alive()
     assert not fired.is_set()
+
+
+def test_a_dead_holders_lock_stays_while_its_cluster_jobs_work_here_and_says_so(tmp_path, monkeypatch):
+    """A killed run's cluster jobs run their own snakemake in the folder: the
+    lock stays (they may still write), and the notice names them and the way on."""
+    locks = _setup(tmp_path, monkeypatch, _dead_pid())
+    # stands in for a job's `python -m snakemake ...`: a process named so, working here
+    job = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "--snakemake-job"], cwd=tmp_path
+    )
+    try:
+        notice = workflow_support.release_stale_lock()
+        assert notice and f"pid {job.pid}" in notice and "condor_rm" in notice and "scancel" in notice
+        assert len(list(locks.iterdir())) == 1
+    finally:
+        job.kill()
+        job.wait()
+    assert "removed the lock" in (workflow_support.release_stale_lock() or "")
+    assert list(locks.iterdir()) == []

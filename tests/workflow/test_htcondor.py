@@ -296,14 +296,19 @@ def test_a_held_job_fails_the_run_within_the_held_timeout(workflow_copy):
 
 def test_a_sigkilled_snakemake_resumes_with_the_profile(workflow_copy, tmp_path):
     config = counting_config(replicates=4, batch={"replicates_per_job": 2})
-    experiment = CondorExperiment(workflow_copy, "killed", config, steps=SLOW_STEPS)
+    # a scale step of 1.5 s: a job (2 replicates, 2 conditions) outlives its killed snakemake by 6 s
+    steps = SLOW_STEPS.replace("time.sleep(0.05)", "time.sleep(1.5)")
+    experiment = CondorExperiment(workflow_copy, "killed", config, steps=steps)
     run = experiment.start("--group-components", "replicates=1", "summary=2")
     experiment.wait_for_running_job()
     os.killpg(run.pid, signal.SIGKILL)
     run.wait(timeout=30)
     assert not (experiment.results / "metrics.csv").exists()
-    # the jobs already submitted run on without their snakemake; let them end
-    # (a user would wait, or condor_rm them) before resuming in the same folder
+    # the jobs already submitted run on, each its own snakemake in the folder: a resume
+    # now keeps the dead run's lock and says why, and what to do
+    early = experiment.run()
+    assert early.returncode != 0
+    assert "other snakemake processes still work here" in early.stderr and "condor_rm" in early.stderr
     experiment.wait_for_empty_queue()
     _ok(experiment.run())
     calls = experiment.calls()

@@ -8,7 +8,7 @@ import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 
-from repliflow.snakemake.markers import snakemake_running_here
+from repliflow.snakemake.markers import process_alive, snakemake_pids_here
 
 
 def prepare_job_environment(src: Path | None) -> None:
@@ -51,7 +51,9 @@ def release_stale_lock() -> str | None:
 
     Only when the recorded lock holder ran on this host, is dead, and no live
     snakemake process works in this directory; otherwise Snakemake's own lock
-    error stands. Returns a notice when a lock was removed.
+    error stands. Returns a notice when a lock was removed, or when a dead
+    holder's lock stays because snakemake processes still work here (on a
+    cluster: the killed run's jobs, which Snakemake's lock error does not name).
     """
     import json
     import socket
@@ -63,10 +65,15 @@ def release_stale_lock() -> str | None:
         owner = json.loads(LOCK_OWNER.read_text())
     except (OSError, ValueError):
         return None
-    if owner.get("host") != socket.gethostname() or Path("/proc", str(owner.get("pid"))).exists():
+    if owner.get("host") != socket.gethostname() or process_alive(owner.get("pid")):
         return None
-    if snakemake_running_here(Path.cwd().resolve()):
-        return None
+    if others := snakemake_pids_here(Path.cwd().resolve()):
+        return (
+            f"repliflow: snakemake process {owner.get('pid')}, which locked this folder, is gone, but "
+            f"other snakemake processes still work here (pid {', '.join(map(str, others))}): on a "
+            "cluster, the jobs the killed run submitted. Wait until they end (condor_q, squeue) or "
+            "remove them (condor_rm, scancel), then run again; what they stored is kept."
+        )
     for lock in locks.iterdir():
         lock.unlink(missing_ok=True)
     LOCK_OWNER.unlink(missing_ok=True)

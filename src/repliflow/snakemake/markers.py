@@ -42,12 +42,30 @@ def snakemake_active(workdir: Path) -> bool:
 
 def snakemake_running_here(cwd: Path) -> bool:
     """Whether a live snakemake process on this host works in ``cwd``."""
+    return bool(snakemake_pids_here(cwd))
+
+
+def snakemake_pids_here(cwd: Path) -> list[int]:
+    """The live snakemake processes on this host (other than this one) that
+    work in ``cwd``: another run, or the jobs of a cluster run, which run their
+    own snakemake in the submit folder."""
+    found = []
     for proc in Path("/proc").glob("[0-9]*"):
         if int(proc.name) == os.getpid():
             continue
         try:
             if b"snakemake" in (proc / "cmdline").read_bytes() and (proc / "cwd").resolve() == cwd:
-                return True
+                found.append(int(proc.name))
         except OSError:
             continue
-    return False
+    return sorted(found)
+
+
+def process_alive(pid: object) -> bool:
+    """Whether ``pid`` is a live process on this host. A zombie is not: a killed
+    process whose parent died stays one where PID 1 does not reap (containers)."""
+    try:
+        stat = Path("/proc", str(int(str(pid))), "stat").read_text()
+    except (OSError, ValueError):
+        return False
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]  # the state follows the command name
