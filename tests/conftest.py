@@ -52,7 +52,8 @@ def store_value(store, key: str, value, **fields):
         "upstream": None,
         **fields,
     }
-    storage.write_output(store, key, encoded, sidecar)
+    sidecar["output"] = storage.store_output(store, key, encoded)
+    storage.write_sidecar(store, key, sidecar)
     return encoded, Path(storage.output_path(store, key, encoded.format))
 
 

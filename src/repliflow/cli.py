@@ -47,9 +47,13 @@ def _init(args: argparse.Namespace) -> int:
     if existing:
         print(f"repliflow init: {', '.join(existing)} already exist(s); nothing written", file=sys.stderr)
         return 1
-    shutil.copytree(source, copied, ignore=shutil.ignore_patterns("__pycache__"))
-    config.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source / "config.yaml", config)
+    try:
+        shutil.copytree(source, copied, ignore=shutil.ignore_patterns("__pycache__"))
+        config.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / "config.yaml", config)
+    except OSError as exc:
+        print(f"repliflow init: cannot write the experiment into {target}: {exc}", file=sys.stderr)
+        return 1
     print(f"wrote {config} and {copied}/; run it with: repliflow run --cores all", file=sys.stderr)
     return 0
 
@@ -57,9 +61,22 @@ def _init(args: argparse.Namespace) -> int:
 def _run_workflow(argv: list[str]) -> int:
     """``snakemake --snakefile <the shipped workflow> ARGS`` in this process, so
     the interpreter (and its installed repliflow) is the one jobs use too."""
-    from snakemake.cli import main as snakemake_main
+    from pathlib import Path
 
     from repliflow.shipped import snakefile
+    from repliflow.snakemake.command import DEFAULT_CONFIG
+
+    asks_for_help = any(word in ("-h", "--help") for word in argv)
+    names_config = any(word.startswith(("--configfile", "--configfiles")) for word in argv)
+    workdir = next((argv[i + 1] for i, word in enumerate(argv[:-1]) if word in ("-d", "--directory")), ".")
+    if not (asks_for_help or names_config or (Path(workdir) / DEFAULT_CONFIG).exists()):
+        print(
+            f"repliflow run: no {DEFAULT_CONFIG} in {Path(workdir).resolve()}: write a runnable "
+            "experiment there with `repliflow init`, or name yours with --configfile",
+            file=sys.stderr,
+        )
+        return 1
+    from snakemake.cli import main as snakemake_main  # loads every executor plugin: only now
 
     try:
         snakemake_main(["--snakefile", str(snakefile()), *argv])

@@ -14,7 +14,9 @@ gc.set_threshold(*gc.get_threshold()[:2], 1000)
 # A fresh clone runs without `pip install -e .`: import repliflow from its src/
 # (absent when this workflow is the copy shipped inside an installed package).
 CHECKOUT_SRC = Path(workflow.current_basedir).parents[1] / "src"
-if (CHECKOUT_SRC / "repliflow").is_dir():
+if not (CHECKOUT_SRC / "repliflow").is_dir():
+    CHECKOUT_SRC = None
+else:
     sys.path.insert(0, str(CHECKOUT_SRC))
 
 from repliflow.snakemake.blocks import BlockJobs, rule_function
@@ -33,7 +35,7 @@ from repliflow.snakemake.hooks import (
     release_stale_lock,
 )
 
-prepare_job_environment(CHECKOUT_SRC if (CHECKOUT_SRC / "repliflow").is_dir() else None)
+prepare_job_environment(CHECKOUT_SRC)
 if workflow.is_main_process and (notice := release_stale_lock()):
     print(notice, file=sys.stderr)
 

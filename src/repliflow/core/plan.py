@@ -13,6 +13,7 @@ Snakemake and of starting Python over many tiny steps.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -115,9 +116,10 @@ class Plan:
     # per-plan memo of derived values that Snakemake asks for once per job
     _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    @property
+    @functools.cached_property
     def layout(self) -> ResultsLayout:
-        """Paths under results/<experiment>, relative to the working directory."""
+        """Paths under results/<experiment>, relative to the working directory
+        (made once: manifest_path asks for it for every job of every run)."""
         return ResultsLayout.of(self.experiment)
 
     @property

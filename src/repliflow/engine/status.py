@@ -84,8 +84,8 @@ class _Reader:
     def __init__(self, plan: Plan, workdir: Path):
         self.plan = plan
         self.workdir = workdir
-        self.results = workdir / plan.results_dir
         self.layout = ResultsLayout.of(plan.experiment, str(workdir))
+        self.results = Path(self.layout.root)
         self.store = Path(self.layout.store)
         self.marked = incomplete_outputs(workdir)
         self.states: dict[tuple[str, int], str] = {}

@@ -175,16 +175,6 @@ def decode(fmt: str, data: bytes) -> Any:
     raise IntegrityError(f"unknown storage format {fmt!r}")
 
 
-def write_output(store: str | Path, key: str, encoded: Encoded, sidecar: Sidecar) -> int:
-    """Store ``encoded`` as the output of ``key``, then its sidecar (``sidecar``
-    with its ``output`` record filled in: whatever it holds there is
-    replaced), so a sidecar on disk means a complete output. A pickle is
-    signed with this machine's key. Returns the sidecar's size in bytes (the
-    block manifest records it)."""
-    sidecar["output"] = store_output(store, key, encoded)
-    return write_sidecar(store, key, sidecar)
-
-
 def store_output(store: str | Path, key: str, encoded: Encoded) -> StoredOutput:
     """Store ``encoded`` as the output of ``key``; returns its record (a
     sidecar's ``output``). A pickle is signed with this machine's key."""
