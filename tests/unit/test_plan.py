@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import pytest
@@ -10,7 +11,7 @@ from conftest import COUNTING_STEPS, REPO, counting_config
 
 from repliflow.core import hashing
 from repliflow.core.config import validate_config
-from repliflow.core.plan import build_plan, spec_json
+from repliflow.core.plan import MAX_AUTO_BLOCK, _block_size, build_plan, spec_json
 
 
 @pytest.fixture
@@ -97,6 +98,48 @@ def test_auto_block_size_aims_at_a_few_blocks_per_segment(workdir):
     assert plan_for(workdir, replicates=200).block_size == 32
     assert plan_for(workdir, replicates=240).block_size == 32  # more replicates keep the blocks
     assert plan_for(workdir, replicates=100_000).block_size == 1024
+
+
+def runtime_config(seconds: dict[int, float]) -> dict:
+    """counting_config's datasource and pipeline with ``runtime`` declared (in
+    seconds here, minutes in the config) at the given chain positions."""
+    config = counting_config()
+    entries = [dict(config["datasource"]), *(dict(e) for e in config["pipeline"])]
+    for position, value in seconds.items():
+        entries[position]["runtime"] = value / 60
+    return {"datasource": entries[0], "pipeline": entries[1:]}
+
+
+def test_auto_block_size_with_declared_runtimes_balances_job_length(workdir):
+    # one 1 s step: 2 replicates a job (2 s of work), 3 x 20 -> 30 jobs, even waves on 2 cores
+    assert plan_for(workdir, replicates=20, **runtime_config({1: 1.0})).block_size == 2
+    # the heaviest segment counts: the datasource (0.1 s) is shared, scale + metrics are 0.3 s
+    assert plan_for(workdir, replicates=10, **runtime_config({0: 0.1, 1: 0.2, 2: 0.1})).block_size == 4
+    # longer than AUTO_JOB_SECONDS: one replicate a job
+    assert plan_for(workdir, replicates=20, **runtime_config({0: 60.0})).block_size == 1
+    # microseconds: as large as MAX_AUTO_BLOCK allows (one block per segment here)
+    assert plan_for(workdir, replicates=1000, **runtime_config({1: 1e-5})).block_size == 1024
+    # many replicates of 1 s steps: no more than AUTO_MAX_BLOCKS blocks per segment
+    many = plan_for(workdir, replicates=1000, **runtime_config({1: 1.0}))
+    assert many.block_size == 16 and math.ceil(1000 / many.block_size) <= 64
+    # a power of two whatever the replicates, so raising them keeps the blocks
+    assert plan_for(workdir, replicates=5000, **runtime_config({1: 1.0})).block_size == 128
+    assert plan_for(workdir, replicates=6000, **runtime_config({1: 1.0})).block_size == 128
+    # an explicit size is kept as given
+    batch = {"replicates_per_job": 3}
+    assert plan_for(workdir, replicates=20, batch=batch, **runtime_config({1: 1.0})).block_size == 3
+
+
+def test_auto_block_size_has_a_floor_for_replicates_in_flight():
+    assert _block_size({}, 20, seconds_per_replicate=1.0) == 2
+    assert _block_size({}, 20, seconds_per_replicate=1.0, min_block=3) == 4  # rounded up to a power of two
+    assert _block_size({}, 5, min_block=5) == 8
+    assert _block_size({}, 50, min_block=4) == 8  # the auto size is already larger
+    assert _block_size({}, 5, min_block=5000) == MAX_AUTO_BLOCK
+    assert _block_size({"replicates_per_job": 3}, 5, min_block=8) == 3  # only auto sizes
+    assert _block_size({}, 20, seconds_per_replicate=1.0, min_block=1) == _block_size(
+        {}, 20, seconds_per_replicate=1.0
+    )
 
 
 def test_block_spec_is_a_function_of_the_manifest_path(workdir):

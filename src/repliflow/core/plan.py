@@ -34,6 +34,15 @@ MAX_REPLICATES = 10_000_000  # also the schema's maximum
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 AUTO_BLOCKS = 8  # blocks per segment that "auto" aims for: enough to fill a few cores
 MAX_AUTO_BLOCK = 1024
+# "auto" when the steps declare a `runtime`: a block job carries at most this
+# many seconds of declared work (a job's own start, a fresh Python and the
+# runner's imports, costs 0.1-0.2 s: <= 10% of it), so that the last wave of
+# jobs leaves cores idle for at most about that long ...
+AUTO_JOB_SECONDS = 2.0
+# ... unless a segment would then have more than this many blocks: past it,
+# larger blocks still spread evenly over any common number of cores and cost
+# fewer job starts.
+AUTO_MAX_BLOCKS = 64
 
 
 @dataclass(frozen=True)
@@ -207,6 +216,15 @@ class Plan:
         timeouts = [entry.get("timeout") for entry in entries]
         if any(t is not None for t in timeouts):
             spec["timeouts"] = timeouts  # seconds or None per position; the runner enforces them
+        concurrency = step_concurrency(self.config)
+        if any(c > 1 for c in concurrency):
+            spec["concurrency"] = concurrency  # replicates in flight per position
+        rates = [entry.get("max_rate") for entry in entries]
+        if any(r is not None for r in rates):
+            spec["max_rates"] = rates  # calls per second per position, or None
+        retries = [entry.get("retries") for entry in entries]
+        if any(r is not None for r in retries):
+            spec["retries"] = retries
         if self.config.get("on_failure") == "missing":
             spec["on_failure"] = "missing"
         return spec
@@ -367,7 +385,12 @@ def build_plan(config: dict[str, Any], *, workdir: str | None = None) -> Plan:
 
     segments = _segments(conditions)
     hypotheses = _check_hypotheses(config.get("hypotheses") or [], workdir)
-    block_size = _block_size(config.get("batch") or {}, replicates)
+    block_size = _block_size(
+        config.get("batch") or {},
+        replicates,
+        seconds_per_replicate=_declared_seconds(config, segments),
+        min_block=max(step_concurrency(config)),  # room for every replicate a step keeps in flight
+    )
     return Plan(
         experiment=experiment,
         code=config["code"],
@@ -503,13 +526,71 @@ def _check_hypotheses(hypotheses: list[dict[str, Any]], workdir: str | None) -> 
     return hypotheses
 
 
-def _block_size(batch: dict[str, Any], replicates: int) -> int:
+def step_concurrency(config: dict[str, Any]) -> list[int]:
+    """Replicates in flight at once, per position (datasource first): the
+    step's ``concurrency``, else ``batch.concurrency``, else 1."""
+    default = (config.get("batch") or {}).get("concurrency", 1)
+    entries = [config["datasource"], *config["pipeline"]]
+    return [int(entry.get("concurrency", default)) for entry in entries]
+
+
+def _declared_seconds(config: dict[str, Any], segments: dict[str, Segment]) -> float | None:
+    """Seconds one replicate of the heaviest segment takes by its steps'
+    declared ``runtime`` (minutes per call; undeclared steps count 0), or
+    None when no step declares one."""
+    entries = [config["datasource"], *config["pipeline"]]
+    minutes = [entry.get("runtime") for entry in entries]
+    if all(m is None for m in minutes):
+        return None
+    return 60.0 * max(
+        sum(minutes[p] or 0.0 for p in range(segment.start, segment.end + 1)) for segment in segments.values()
+    )
+
+
+def _power_of_two_at_least(n: float) -> int:
+    return 1 << max(0, math.ceil(n) - 1).bit_length()
+
+
+def _power_of_two_at_most(n: float) -> int:
+    return 1 << max(0, math.floor(n).bit_length() - 1) if n >= 1 else 1
+
+
+def _block_size(
+    batch: dict[str, Any],
+    replicates: int,
+    *,
+    seconds_per_replicate: float | None = None,
+    min_block: int = 1,
+) -> int:
+    """Replicates per block job: ``batch.replicates_per_job``, or for "auto" a
+    power of two (so raising ``replicates`` keeps every existing block, and its
+    job, until the size doubles) chosen from the config alone, never from
+    ``--cores`` or timings: the size names the manifests, so it must not
+    change from run to run.
+
+    - With declared runtimes (``seconds_per_replicate``: the heaviest
+      segment's): the largest block whose job carries at most
+      AUTO_JOB_SECONDS of work (1 s steps: 2 per block, 0.3 s: 4,
+      microseconds: MAX_AUTO_BLOCK, i.e. one block per segment up to 1024
+      replicates), but never more than AUTO_MAX_BLOCKS blocks per segment.
+    - Without: about AUTO_BLOCKS blocks per segment (replicates / 8 rounded
+      up), enough to fill a few cores.
+
+    Either way at least ``min_block`` (rounded up to a power of two) and at
+    most MAX_AUTO_BLOCK."""
     size = batch.get("replicates_per_job", "auto")
     if size == "auto":
-        # a power of two, so raising `replicates` keeps every existing block
-        # (and its job) until the size doubles: 200 -> 240 replicates adds jobs only
-        wanted = math.ceil(replicates / AUTO_BLOCKS)
-        return min(MAX_AUTO_BLOCK, 1 << max(0, wanted - 1).bit_length())
+        if seconds_per_replicate is None:
+            auto = _power_of_two_at_least(replicates / AUTO_BLOCKS)
+        else:
+            by_time = (
+                MAX_AUTO_BLOCK
+                if seconds_per_replicate <= 0
+                else _power_of_two_at_most(AUTO_JOB_SECONDS / seconds_per_replicate)
+            )
+            auto = max(by_time, _power_of_two_at_least(replicates / AUTO_MAX_BLOCKS))
+        floor = _power_of_two_at_least(max(1, min_block))
+        return min(MAX_AUTO_BLOCK, max(auto, floor))
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ConfigError(
             f"expected a positive integer or 'auto', got {size!r}", key="batch.replicates_per_job"

@@ -56,6 +56,27 @@ class BlockSpec(TypedDict):
     metrics_position: int
     timeouts: NotRequired[list[float | None]]
     on_failure: NotRequired[str]
+    # speed and pacing only (never in a key), per position, present when set
+    concurrency: NotRequired[list[int]]
+    max_rates: NotRequired[list[float | None]]
+    retries: NotRequired[list[RetrySpec | None]]
+
+
+class RetrySpec(TypedDict):
+    """A step's ``retries`` (config.schema.yaml)."""
+
+    attempts: int
+    exceptions: list[str]
+    backoff: NotRequired[float]
+    max_backoff: NotRequired[float]
+
+
+class Retried(TypedDict):
+    """One failed call a retry followed, as the sidecar's ``retried`` lists it."""
+
+    attempt: int  # 1 for the first call
+    error: str
+    waited_s: float
 
 
 class Upstream(TypedDict):
@@ -100,6 +121,7 @@ class JobSidecar(Sidecar):
     python: str
     packages: dict[str, str]
     host: str
+    retried: NotRequired[list[Retried]]  # the failed calls before this output, when retried
 
 
 class ManifestStep(TypedDict):

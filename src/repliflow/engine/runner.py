@@ -42,18 +42,20 @@ from repliflow.core.records import (
     Manifest,
     ManifestReplicate,
     ManifestStep,
+    Retried,
     Sidecar,
     StepFailure,
     Upstream,
 )
 from repliflow.core.stepcode import function_info, load_module, resolve_code_path
+from repliflow.engine.pacing import RateLimit, RetryPolicy
 from repliflow.engine.supervise import Death, Watch, supervise
 from repliflow.errors import BadRecord, IntegrityError, RepliflowError, StepError, UntrustedError
 from repliflow.store import pathgate, storage
 from repliflow.store.layout import SIDECAR_SUFFIX, ResultsLayout
 
 
-def _now() -> str:
+def now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
@@ -89,10 +91,18 @@ class BlockRunner:
         workdir: str | None = None,
         log_path: str | None = None,
         watch: Watch | None = None,
+        serial: bool = False,
     ) -> None:
         self.spec = spec
-        self.watch = watch or Watch()
-        self.timeouts: list[float | None] = spec.get("timeouts") or [None] * len(spec["steps"])
+        count = len(spec["steps"])
+        self.timeouts: list[float | None] = spec.get("timeouts") or [None] * count
+        self.concurrency: list[int] = spec.get("concurrency") or [1] * count
+        self.rates = [RateLimit(rate) for rate in spec.get("max_rates") or [None] * count]
+        self.retries = [RetryPolicy.of(retry) for retry in spec.get("retries") or [None] * count]
+        # several replicates in flight at once, unless a crash with several in
+        # flight made the watching parent ask for one at a time (to tell which)
+        self.concurrent = not serial and max(self.concurrency[spec["start"] :]) > 1
+        self.watch = watch or Watch(max(self.concurrency))
         self.log_path = log_path
         self.workdir = workdir or os.getcwd()
         self.steps = [
@@ -133,7 +143,13 @@ class BlockRunner:
         self, progress: Callable[[int, int, int], None] | None = None, skip: Container[int] = frozenset()
     ) -> tuple[list[ManifestReplicate], list[StepError]]:
         """Every replicate of the block but those in ``skip`` (which a watching
-        parent already reported as failed: they killed their process)."""
+        parent already reported as failed: they killed their process). With a
+        step's ``concurrency`` above 1 (and ``serial`` false) several
+        replicates are in flight at once (repliflow.engine.concurrent)."""
+        if self.concurrent:
+            from repliflow.engine.concurrent import run_concurrently
+
+            return run_concurrently(self, progress, skip)
         entries: list[ManifestReplicate] = []
         failures: list[StepError] = []
         lo, hi = self.spec["lo"], self.spec["hi"]
@@ -149,18 +165,34 @@ class BlockRunner:
         return entries, failures
 
     def run_replicate(self, replicate: int) -> ManifestReplicate:
+        seed, keys, sidecars, first_missing = self.scan(replicate)
+        if first_missing is not None:
+            data, upstream = self.first_input(replicate, keys, first_missing, sidecars)
+            for position in range(first_missing, len(self.steps)):
+                started, clock = now(), time.perf_counter()
+                data, retried = self._call_with_retries(replicate, seed, position, data)
+                upstream = self.record(
+                    replicate, seed, position, keys, data, upstream, started, clock, retried, sidecars
+                )
+        return self.entry(replicate, seed, keys, sidecars)
+
+    def scan(self, replicate: int) -> tuple[int, list[str], dict[int, tuple[Sidecar, int]], int | None]:
+        """The replicate's seed and keys, the sidecars (and their sizes) of
+        its steps already stored, by position, and the first position to
+        compute (None: all stored)."""
         seed = hashing.replicate_seed(self.spec["seed"], replicate)
         keys = chain_keys(self.steps, seed)
-        sidecars: dict[int, tuple[Sidecar, int]] = {}  # position -> (sidecar, its size in bytes)
-        first_missing = None
+        sidecars: dict[int, tuple[Sidecar, int]] = {}
         for position in range(self.start, len(self.steps)):
             stored = self._stored(keys[position], replicate)
             if stored is None:
-                first_missing = position
-                break
+                return seed, keys, sidecars, position
             sidecars[position] = stored
-        if first_missing is not None:
-            self._compute(replicate, seed, keys, first_missing, sidecars)
+        return seed, keys, sidecars, None
+
+    def entry(
+        self, replicate: int, seed: int, keys: list[str], sidecars: dict[int, tuple[Sidecar, int]]
+    ) -> ManifestReplicate:
         steps: list[ManifestStep] = [
             {
                 "step": self.steps[p].name,
@@ -239,95 +271,146 @@ class BlockRunner:
         moved = storage.quarantine(self.store, key, names, why)
         if moved:
             print(
-                f"{_now()} replicate {replicate}: moved {', '.join(moved)} to quarantine ({why}); "
+                f"{now()} replicate {replicate}: moved {', '.join(moved)} to quarantine ({why}); "
                 "recomputing it",
                 file=sys.stderr,
                 flush=True,
             )
 
-    def _compute(
-        self, replicate: int, seed: int, keys: list[str], first: int, sidecars: dict[int, tuple[Sidecar, int]]
-    ) -> None:
-        data: Any
-        upstream: Upstream | None
+    def first_input(
+        self, replicate: int, keys: list[str], first: int, sidecars: dict[int, tuple[Sidecar, int]]
+    ) -> tuple[Any, Upstream | None]:
+        """The data the step at ``first`` is called with, and its upstream record."""
         if first == 0:
-            data, upstream = None, None
-        else:
-            upstream_key = keys[first - 1]
-            data, sha = self._load_input(
-                replicate, self.steps[first].name, upstream_key, sidecars.get(first - 1)
+            return None, None
+        upstream_key = keys[first - 1]
+        data, sha = self._load_input(replicate, self.steps[first].name, upstream_key, sidecars.get(first - 1))
+        return data, {"key": upstream_key, "sha256": sha}
+
+    def context(self, replicate: int, seed: int, position: int) -> Context:
+        """A fresh ctx (a retry gets a new one, so ctx.rng starts over)."""
+        step = self.steps[position]
+        return Context(
+            condition=self.condition,
+            replicate=replicate,
+            seed=seed,
+            step=step.name,
+            step_seed=hashing.step_seed(seed, position),
+            params=step.params,
+            experiment=self.spec["experiment"],
+        )
+
+    def step_error(self, exc: BaseException, replicate: int, position: int) -> StepError:
+        traceback.print_exception(exc, file=sys.stderr)
+        step = self.steps[position]
+        return StepError(
+            f"{_describe(exc, self.timeouts[position])} (in {step.function}() of {self.code_path}; "
+            f"traceback in {self.log_path or 'the log'})",
+            condition=self.condition,
+            replicate=replicate,
+            step=step.name,
+        )
+
+    def retry_delay(
+        self, exc: BaseException, replicate: int, position: int, retried: list[Retried]
+    ) -> float | None:
+        """Seconds to wait before calling again, when the step's ``retries``
+        cover ``exc`` (the failed call is added to ``retried``); else None."""
+        delay = self.retries[position].delay(exc, len(retried) + 1)
+        if delay is not None:
+            retried.append({"attempt": len(retried) + 1, "error": _describe(exc, None), "waited_s": delay})
+            print(
+                f"{now()} replicate {replicate}, step {self.steps[position].name}: {_describe(exc, None)}; "
+                f"retry {len(retried)} of {self.retries[position].attempts} in {delay:g} s",
+                file=sys.stderr,
+                flush=True,
             )
-            upstream = {"key": upstream_key, "sha256": sha}
-        last = len(self.steps) - 1
-        for position in range(first, last + 1):
-            step = self.steps[position]
-            step_seed = hashing.step_seed(seed, position)
-            ctx = Context(
-                condition=self.condition,
-                replicate=replicate,
-                seed=seed,
-                step=step.name,
-                step_seed=step_seed,
-                params=step.params,
-                experiment=self.spec["experiment"],
-            )
-            started = _now()
-            clock = time.perf_counter()
+        return delay
+
+    def _call_with_retries(
+        self, replicate: int, seed: int, position: int, data: Any
+    ) -> tuple[Any, list[Retried]]:
+        step = self.steps[position]
+        retried: list[Retried] = []
+        while True:
+            if wait := self.rates[position].reserve():
+                time.sleep(wait)
             try:
                 self.watch.enter(replicate, position)
-                data = self._call(
-                    self.functions[position], position, data, ctx, step.params, self.timeouts[position]
+                result = self._call(
+                    self.functions[position],
+                    position,
+                    data,
+                    self.context(replicate, seed, position),
+                    step.params,
+                    self.timeouts[position],
                 )
+                return result, retried
             except (Exception, SystemExit) as exc:
-                traceback.print_exc(file=sys.stderr)
-                raise StepError(
-                    f"{_describe(exc, self.timeouts[position])} (in {step.function}() of {self.code_path}; "
-                    f"traceback in {self.log_path or 'the log'})",
-                    condition=self.condition,
-                    replicate=replicate,
-                    step=step.name,
-                ) from exc
+                delay = self.retry_delay(exc, replicate, position, retried)
+                if delay is None:
+                    raise self.step_error(exc, replicate, position) from exc
             finally:
                 self.watch.leave()
-            duration = time.perf_counter() - clock
-            if position == self.spec["metrics_position"]:
-                _check_metrics(data, self.condition, replicate, step.name)
-            try:
-                encoded = storage.encode(data)
-            except Exception as exc:
-                raise StepError(
-                    f"its output ({type(data).__name__}) cannot be stored: {type(exc).__name__}: {exc}",
-                    condition=self.condition,
-                    replicate=replicate,
-                    step=step.name,
-                ) from exc
-            key = keys[position]
-            finished = _now()
-            output = storage.store_output(self.store, key, encoded)
-            sidecar: JobSidecar = {
-                "schema": SIDECAR_SCHEMA,
-                "key": key,
-                "experiment": self.spec["experiment"],
-                "step": step.name,
-                "function": step.function,
-                "position": position,
-                "condition": self.condition,
-                "replicate": replicate,
-                "seed": seed,
-                "step_seed": step_seed,
-                "params": step.params,
-                "code_hash": step.code_hash,
-                "upstream": upstream,
-                "output": output,
-                "started": started,
-                "finished": finished,
-                "duration_s": round(duration, 6),
-                "python": self.python,
-                "packages": self.versions.get(),
-                "host": self.host,
-            }
-            sidecars[position] = (sidecar, storage.write_sidecar(self.store, key, sidecar))
-            upstream = {"key": key, "sha256": encoded.sha256}
+            time.sleep(delay)
+
+    def record(
+        self,
+        replicate: int,
+        seed: int,
+        position: int,
+        keys: list[str],
+        data: Any,
+        upstream: Upstream | None,
+        started: str,
+        clock: float,
+        retried: list[Retried],
+        sidecars: dict[int, tuple[Sidecar, int]],
+    ) -> Upstream:
+        """Check and store the output of ``position`` and its sidecar (added
+        to ``sidecars``); the upstream record of the next step."""
+        duration = time.perf_counter() - clock
+        step = self.steps[position]
+        if position == self.spec["metrics_position"]:
+            _check_metrics(data, self.condition, replicate, step.name)
+        try:
+            encoded = storage.encode(data)
+        except Exception as exc:
+            raise StepError(
+                f"its output ({type(data).__name__}) cannot be stored: {type(exc).__name__}: {exc}",
+                condition=self.condition,
+                replicate=replicate,
+                step=step.name,
+            ) from exc
+        key = keys[position]
+        finished = now()
+        output = storage.store_output(self.store, key, encoded)
+        sidecar: JobSidecar = {
+            "schema": SIDECAR_SCHEMA,
+            "key": key,
+            "experiment": self.spec["experiment"],
+            "step": step.name,
+            "function": step.function,
+            "position": position,
+            "condition": self.condition,
+            "replicate": replicate,
+            "seed": seed,
+            "step_seed": hashing.step_seed(seed, position),
+            "params": step.params,
+            "code_hash": step.code_hash,
+            "upstream": upstream,
+            "output": output,
+            "started": started,
+            "finished": finished,
+            "duration_s": round(duration, 6),
+            "python": self.python,
+            "packages": self.versions.get(),
+            "host": self.host,
+        }
+        if retried:
+            sidecar["retried"] = retried
+        sidecars[position] = (sidecar, storage.write_sidecar(self.store, key, sidecar))
+        return {"key": key, "sha256": encoded.sha256}
 
     @staticmethod
     def _call(
@@ -484,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         print(message, file=log, flush=True)
         print(message, file=saved_stderr, flush=True)
 
-    def work(watch: Watch, skip: dict[int, Death]) -> int:
+    def work(watch: Watch, skip: dict[int, Death], serial: bool) -> int:
         return _run(
             spec,
             Path(args.manifest),
@@ -494,10 +577,17 @@ def main(argv: list[str] | None = None) -> int:
             watch=watch,
             skip=skip,
             attempt=args.attempt,
+            serial=serial,
         )
 
     try:
-        return supervise(work, timeouts=spec.get("timeouts") or [None] * len(steps), report=report, log=log)
+        return supervise(
+            work,
+            timeouts=spec.get("timeouts") or [None] * len(steps),
+            report=report,
+            log=log,
+            slots=max(spec.get("concurrency") or [1]),
+        )
     finally:
         sys.stderr = saved_stderr
         if log is not saved_stderr:
@@ -514,6 +604,7 @@ def _run(
     watch: Watch | None = None,
     skip: dict[int, Death] | None = None,
     attempt: str | None = None,
+    serial: bool = False,
 ) -> int:
     skip = skip or {}
     block = (
@@ -521,13 +612,13 @@ def _run(
         f"replicates {spec['lo']}..{spec['hi'] - 1}"
     )
     if skip:  # the same attempt, in a new process (status reads one attempt from "start" on)
-        print(f"{_now()} resume {block} without replicate(s) {', '.join(map(str, sorted(skip)))}", file=log)
+        print(f"{now()} resume {block} without replicate(s) {', '.join(map(str, sorted(skip)))}", file=log)
     else:
-        print(f"{_now()} start {block}", file=log, flush=True)
+        print(f"{now()} start {block}", file=log, flush=True)
         write_attempt(attempt, "running", [])
     clock = time.perf_counter()
     try:
-        runner = BlockRunner(spec, log_path=log_path, watch=watch)
+        runner = BlockRunner(spec, log_path=log_path, watch=watch, serial=serial)
     except RepliflowError as exc:
         print(str(exc), file=log)
         print(str(exc), file=terminal)
@@ -538,9 +629,15 @@ def _run(
 
     def progress(done: int, total: int, failed: int) -> None:
         if done % every == 0 or done == total:
-            print(f"{_now()} {done}/{total} replicates, {failed} failed", file=log, flush=True)
+            print(f"{now()} {done}/{total} replicates, {failed} failed", file=log, flush=True)
 
-    entries, failures = runner.run(progress, skip=skip)
+    try:
+        entries, failures = runner.run(progress, skip=skip)
+    except RepliflowError as exc:  # the block cannot go on (a global RNG used under concurrency)
+        print(str(exc), file=log)
+        print(str(exc), file=terminal)
+        write_attempt(attempt, "failed", [{"replicate": None, "step": None, "message": str(exc)}])
+        return 1
     elapsed = time.perf_counter() - clock
     for failure in failures:
         print(str(failure), file=log)
@@ -556,13 +653,13 @@ def _run(
     if (failures or skip) and spec.get("on_failure") == "missing":
         entries = _with_failures(spec, entries, failures, skip)
         print(
-            f"{_now()} {len(failures) + len(skip)} of {total} replicates failed; with on_failure: missing "
+            f"{now()} {len(failures) + len(skip)} of {total} replicates failed; with on_failure: missing "
             "they are recorded as missing and the next run retries them",
             file=log,
         )
     elif failures or skip:
         print(
-            f"{_now()} {len(failures) + len(skip)} of {total} replicates failed after {elapsed:.2f}s; the "
+            f"{now()} {len(failures) + len(skip)} of {total} replicates failed after {elapsed:.2f}s; the "
             "other replicates' outputs are kept, and the next run redoes only the failed ones",
             file=log,
         )
@@ -570,7 +667,7 @@ def _run(
         return 1
     write_manifest(manifest, spec, entries)
     write_attempt(attempt, "done", failed)  # with on_failure: missing, the manifest has them too
-    print(f"{_now()} done {block} in {elapsed:.3f}s", file=log, flush=True)
+    print(f"{now()} done {block} in {elapsed:.3f}s", file=log, flush=True)
     return 0
 
 

@@ -43,27 +43,50 @@ Current = tuple[int, int, float]  # the step the child is in: replicate, positio
 
 
 class Watch:
-    """Shared memory the child writes and the parent reads."""
+    """Shared memory the child writes and the parent reads: one slot per
+    replicate the child may have in flight (more than one under a step's
+    ``concurrency``)."""
 
-    def __init__(self) -> None:
-        self._memory = mmap.mmap(-1, _LAYOUT.size)
-        self.leave()
+    def __init__(self, slots: int = 1) -> None:
+        self.slots = slots
+        self._memory = mmap.mmap(-1, _LAYOUT.size * slots)
+        for slot in range(slots):
+            self.leave(slot)
 
-    def enter(self, replicate: int, position: int) -> None:
-        _LAYOUT.pack_into(self._memory, 0, replicate, position, time.monotonic())
+    def enter(self, replicate: int, position: int, slot: int = 0) -> None:
+        _LAYOUT.pack_into(self._memory, slot * _LAYOUT.size, replicate, position, time.monotonic())
 
-    def leave(self) -> None:
-        _LAYOUT.pack_into(self._memory, 0, -1, -1, 0.0)
+    def leave(self, slot: int = 0) -> None:
+        _LAYOUT.pack_into(self._memory, slot * _LAYOUT.size, -1, -1, 0.0)
+
+    def in_flight(self) -> list[Current]:
+        """The steps the child is in, one per busy slot."""
+        found = []
+        for slot in range(self.slots):
+            replicate, position, started = _LAYOUT.unpack_from(self._memory, slot * _LAYOUT.size)
+            if position >= 0:
+                found.append((replicate, position, started))
+        return found
 
     def current(self) -> Current | None:
-        replicate, position, started = _LAYOUT.unpack_from(self._memory, 0)
-        return None if position < 0 else (replicate, position, started)
+        """The step the child is in, when it has exactly one in flight."""
+        found = self.in_flight()
+        return found[0] if len(found) == 1 else None
 
 
 @dataclass
 class Death:
     replicate: int
     position: int
+    cause: str
+
+
+@dataclass
+class Suspects:
+    """The child died with several replicates in flight: any of them may be
+    the cause, so none is blamed and the block goes on one at a time."""
+
+    in_flight: list[Current]
     cause: str
 
 
@@ -106,29 +129,33 @@ def _how(status: int) -> str:
 
 
 def supervise(
-    work: Callable[[Watch, dict[int, Death]], int],
+    work: Callable[[Watch, dict[int, Death], bool], int],
     *,
     timeouts: list[float | None],
     report: Callable[[Death], None],
     log: TextIO,
+    slots: int = 1,
 ) -> int:
-    """Run ``work(watch, skip)`` in child processes until one ends by itself;
-    ``report`` each death inside a step, and give the next child the deaths
-    so far (``skip``: replicate -> Death). The exit code is the last child's;
-    1 when Snakemake went away."""
+    """Run ``work(watch, skip, serial)`` in child processes until one ends by
+    itself; ``report`` each death inside a step, and give the next child the
+    deaths so far (``skip``: replicate -> Death). A death with several
+    replicates in flight blames none of them: the next child runs the rest of
+    the block one replicate at a time (``serial``), where a death names its
+    step. The exit code is the last child's; 1 when Snakemake went away."""
     if not hasattr(os, "pidfd_open"):  # not Linux: run unwatched
-        return work(Watch(), {})
+        return work(Watch(slots), {}, False)
     ancestor = _pidfd(snakemake_ancestor())
     skip: dict[int, Death] = {}
+    serial = False
     while True:
-        watch = Watch()
+        watch = Watch(1 if serial else slots)
         sys.stdout.flush()
         log.flush()
         pid = os.fork()
         if pid == 0:  # the child
             code = 1
             try:
-                code = work(watch, dict(skip))
+                code = work(watch, dict(skip), serial)
             finally:
                 with contextlib.suppress(Exception):
                     sys.stdout.flush()
@@ -139,30 +166,50 @@ def supervise(
             return outcome
         if outcome is None:  # Snakemake is gone
             return 1
+        if isinstance(outcome, Suspects):
+            replicates = ", ".join(str(r) for r, _, _ in sorted(outcome.in_flight))
+            print(
+                f"repliflow: {outcome.cause} with replicates {replicates} in flight; going on one "
+                "replicate at a time, to tell which one it was",
+                file=log,
+                flush=True,
+            )
+            serial = True
+            continue
         report(outcome)
         skip[outcome.replicate] = outcome
 
 
+def _overdue(watch: Watch, timeouts: Sequence[float | None]) -> tuple[Current, float] | None:
+    """The in-flight step whose timeout (plus GRACE) ends first, and when (monotonic)."""
+    deadlines = [
+        (current, current[2] + limit + GRACE)
+        for current in watch.in_flight()
+        if (limit := timeouts[current[1]]) is not None
+    ]
+    return min(deadlines, key=lambda d: d[1]) if deadlines else None
+
+
 def _wait(
     pid: int, watch: Watch, timeouts: Sequence[float | None], ancestor: int | None, log: TextIO
-) -> int | Death | None:
+) -> int | Death | Suspects | None:
     """The child's exit code when it ended by itself; a Death when it died in
-    a step or was stopped for a timeout; None when Snakemake went away."""
+    a step or was stopped for a timeout (Suspects when it died with several
+    steps in flight); None when Snakemake went away."""
     child = os.pidfd_open(pid)
     try:
         while True:
-            current = watch.current()
-            limit = None if current is None else timeouts[current[1]]
+            first = _overdue(watch, timeouts)
             wait: float | None  # seconds; None: until the child or Snakemake ends
-            if current is not None and limit is not None:
-                wait = max(0.0, current[2] + limit + GRACE - time.monotonic())
+            if first is not None:
+                wait = max(0.0, first[1] - time.monotonic())
             else:  # look again soon: the child may enter a step with a timeout meanwhile
                 wait = POLL if any(t is not None for t in timeouts) else None
             watched = [child] if ancestor is None else [child, ancestor]
             ready, _, _ = select.select(watched, [], [], wait)
             if child in ready:
                 _, status = os.waitpid(pid, 0)
-                return _ended(status, watch.current())
+                return _ended(status, watch.in_flight())
             if ancestor is not None and ancestor in ready:
                 print(
                     "repliflow: snakemake, which started this job, is gone; stopping it",
@@ -171,23 +218,24 @@ def _wait(
                 )
                 _stop(pid)
                 return None
-            current = watch.current()
-            limit = None if current is None else timeouts[current[1]]
-            if current is not None and limit is not None and time.monotonic() >= current[2] + limit + GRACE:
+            first = _overdue(watch, timeouts)
+            if first is not None and time.monotonic() >= first[1]:
                 _stop(pid, grace=0)
-                return Death(
-                    current[0], current[1], f"it ran longer than its timeout of {limit:g} s (killed)"
-                )
+                (replicate, position, _), limit = first[0], timeouts[first[0][1]]
+                return Death(replicate, position, f"it ran longer than its timeout of {limit:g} s (killed)")
     finally:
         os.close(child)
 
 
-def _ended(status: int, current: Current | None) -> int | Death:
-    if current is None and os.WIFEXITED(status):
+def _ended(status: int, in_flight: list[Current]) -> int | Death | Suspects:
+    if not in_flight and os.WIFEXITED(status):
         return os.WEXITSTATUS(status)
-    if current is None:  # killed between steps (e.g. by the OOM killer)
+    if not in_flight:  # killed between steps (e.g. by the OOM killer)
         return 1
-    return Death(current[0], current[1], _how(status))
+    if len(in_flight) > 1:
+        return Suspects(in_flight, _how(status))
+    replicate, position, _ = in_flight[0]
+    return Death(replicate, position, _how(status))
 
 
 def _stop(pid: int, grace: float = 5.0) -> None:

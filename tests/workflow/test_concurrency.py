@@ -1,0 +1,107 @@
+"""Replicates in flight inside a block job, through Snakemake (issue 17): the
+tables of a serial run, a SIGKILL that costs only the calls in flight, and a
+crash with several replicates in flight still blamed on the right one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from conftest import COUNTING_STEPS, Experiment, counting_config, snakemake_command
+
+STEPS = (
+    COUNTING_STEPS
+    + """
+
+import asyncio
+import time
+
+
+async def fetch(ctx, *, n=5, offset=0.0, wait=0.05):
+    _record(ctx)
+    await asyncio.sleep(wait)
+    return [float(x) + offset for x in ctx.rng.normal(size=n)]
+
+
+def fetch_blocking(ctx, *, n=5, offset=0.0, wait=0.05):
+    _record(ctx)
+    time.sleep(wait)
+    return [float(x) + offset for x in ctx.rng.normal(size=n)]
+
+
+def crash_one(ctx, *, n=5):
+    if ctx.replicate == 2:
+        time.sleep(0.3)  # the others are in flight by now
+        os._exit(9)
+    time.sleep(1.0)
+    return [float(x) for x in ctx.rng.normal(size=n)]
+"""
+)
+
+
+def _config(function: str, concurrency: int | None, replicates: int = 12, **params) -> dict:
+    source = {"function": function, "params": {"n": 5, **params}}
+    if concurrency is not None:
+        source["concurrency"] = concurrency
+    return counting_config(replicates=replicates, datasource=source)
+
+
+@pytest.mark.parametrize("function", ["fetch", "fetch_blocking"])
+def test_concurrent_blocks_make_the_tables_of_a_serial_run(tmp_path, function):
+    serial = Experiment(tmp_path / "serial", _config(function, None), STEPS)
+    serial.snakemake()
+    concurrent = Experiment(tmp_path / "concurrent", _config(function, 8), STEPS)
+    concurrent.snakemake()
+    for table in ("metrics.csv", "hypotheses.json"):
+        assert (concurrent.results / table).read_bytes() == (serial.results / table).read_bytes()
+    # auto blocks hold the 8 replicates a job keeps in flight (the last one: what is left)
+    bounds = [p.stem.split("-") for p in (concurrent.results / "blocks").rglob("*.json")]
+    assert {int(hi) - int(lo) for lo, hi in bounds} == {8, 4}
+
+
+def test_a_sigkill_mid_block_costs_only_the_calls_in_flight(tmp_path):
+    config = _config("fetch", 4, replicates=40, wait=0.2)
+    config["batch"] = {"replicates_per_job": 64}
+    experiment = Experiment(tmp_path, config, STEPS)
+    process = subprocess.Popen(
+        snakemake_command(experiment.root),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while experiment.sidecars() < 12 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    stored = experiment.sidecars()
+    assert 0 < stored < 40, "the kill did not land mid-block"
+    before = [c for c in experiment.calls() if c.startswith("datasource,")]
+    experiment.reset_calls()
+
+    experiment.snakemake("--rerun-incomplete")
+    again = [c for c in experiment.calls() if c.startswith("datasource,")]
+    # the datasource segment: every stored replicate kept, the rest (those in flight
+    # at the kill, at most 4, and those not yet started) computed once
+    assert len(again) == 40 - stored
+    assert len(before) - stored <= 4
+    assert (experiment.results / "metrics.csv").exists()
+
+
+def test_a_crash_with_several_replicates_in_flight_is_blamed_on_its_replicate(tmp_path):
+    config = _config("crash_one", 4, replicates=4)
+    experiment = Experiment(tmp_path, config, STEPS)
+    run = experiment.snakemake(check=False, timeout=120)
+    assert run.returncode != 0
+    text = " ".join((run.stdout + run.stderr).split())
+    assert (
+        "repliflow: step 'datasource' failed for condition 'baseline', replicate 2: "
+        "the process exited with code 9" in text
+    )
+    log = next((experiment.results / "logs" / "blocks").rglob("*.log")).read_text()
+    assert "going on one replicate at a time" in log
+    # the other replicates of the block were computed
+    assert experiment.sidecars() == 3
