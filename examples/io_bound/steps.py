@@ -6,7 +6,7 @@ seconds (a sleep stands in for the network), with a thread pool of
 local file and reads it back, at most ``concurrency`` at a time, each write
 waiting ``latency`` seconds first (a slow disk); then ``checksum`` hashes the
 payloads on a thread pool that really computes (hashlib releases the GIL).
-The runner awaits an ``async def`` step with ``asyncio.run``; a thread pool
+The runner awaits an ``async def`` step (on the job's event loop); a thread pool
 needs nothing special.
 
 Waiting threads hold no core, so ``fetch`` and ``store`` declare no threads
@@ -16,6 +16,13 @@ Waiting threads hold no core, so ``fetch`` and ``store`` declare no threads
 ``serial_writes`` as slower to write, while the content (``content`` metric,
 a number derived from the payloads' sha256) is the same under every degree of
 parallelism and is never flagged.
+
+Replicates run concurrently too: the config's ``concurrency: 10`` keeps ten
+replicates of ``fetch`` in flight inside each block job (each on the job's
+thread pool), so a block of 20 waits about twice, not twenty times. ``fetch``
+draws only from ``ctx.rng`` (its own per replicate): Python's ``random`` or
+numpy's global functions would make the numbers depend on timing, and the
+runner stops the job if a step uses them under concurrency.
 
 Payloads are drawn from ``ctx.rng`` before any thread starts: a NumPy
 Generator must not be shared between threads.
@@ -34,8 +41,18 @@ def _fetch_one(payload: bytes, latency: float) -> bytes:
     return payload
 
 
+_dropped: set[tuple[str, int]] = set()  # replicates whose first connection dropped, in this job
+
+
 def fetch(ctx, *, items=16, latency=0.02, workers=8, size=64):
-    """Fetch ``items`` payloads of ``size`` bytes with ``workers`` threads."""
+    """Fetch ``items`` payloads of ``size`` bytes with ``workers`` threads.
+
+    The first call of every fifth replicate (3, 8, 13, ...) drops its connection, as a real
+    service sometimes does: the config's ``retries`` calls it again, with the
+    same ctx, so the payloads are those of a first-time success."""
+    if ctx.replicate % 5 == 3 and (ctx.condition, ctx.replicate) not in _dropped:
+        _dropped.add((ctx.condition, ctx.replicate))
+        raise ConnectionError("connection reset by peer (simulated)")
     payloads = [bytes(ctx.rng.integers(0, 256, size=size, dtype="uint8")) for _ in range(items)]
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:

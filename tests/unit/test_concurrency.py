@@ -255,3 +255,13 @@ def test_retry_policy_matches_by_name_dotted_name_and_subclass():
     assert policy.delay(SystemExit(1), 1) is None
     capped = RetryPolicy.of({"attempts": 20, "exceptions": ["OSError"], "backoff": 1, "max_backoff": 5})
     assert capped.delay(OSError(), 10) == 5
+
+
+def test_a_concurrent_step_keeps_its_declared_threads(tmp_path):
+    from repliflow.snakemake.resources import block_resources
+
+    plan = _plan(tmp_path, {"function": "fetch", "threads": 2}, replicates=100, concurrency=50, batch={})
+    segment = next(iter(plan.segments.values()))
+    block = plan.blocks(segment)[0]
+    assert block_resources(plan, block)["threads"] == 2  # not 50: waiting replicates hold no core
+    assert plan.block_size == 128  # auto: two waves of 50, rounded up to a power of two

@@ -32,6 +32,18 @@ def fetch_blocking(ctx, *, n=5, offset=0.0, wait=0.05):
     return [float(x) + offset for x in ctx.rng.normal(size=n)]
 
 
+def hang_one(ctx, *, n=5):
+    time.sleep(3600 if ctx.replicate == 1 else 0.2)
+    return [float(x) for x in ctx.rng.normal(size=n)]
+
+
+def global_random(ctx, *, n=5):
+    import random
+
+    time.sleep(0.05)
+    return [random.gauss(0, 1) for _ in range(n)]
+
+
 def crash_one(ctx, *, n=5):
     if ctx.replicate == 2:
         time.sleep(0.3)  # the others are in flight by now
@@ -57,9 +69,9 @@ def test_concurrent_blocks_make_the_tables_of_a_serial_run(tmp_path, function):
     concurrent.snakemake()
     for table in ("metrics.csv", "hypotheses.json"):
         assert (concurrent.results / table).read_bytes() == (serial.results / table).read_bytes()
-    # auto blocks hold the 8 replicates a job keeps in flight (the last one: what is left)
+    # auto blocks hold two waves of the 8 replicates a job keeps in flight (here: all 12)
     bounds = [p.stem.split("-") for p in (concurrent.results / "blocks").rglob("*.json")]
-    assert {int(hi) - int(lo) for lo, hi in bounds} == {8, 4}
+    assert {int(hi) - int(lo) for lo, hi in bounds} == {12}
 
 
 def test_a_sigkill_mid_block_costs_only_the_calls_in_flight(tmp_path):
@@ -105,3 +117,27 @@ def test_a_crash_with_several_replicates_in_flight_is_blamed_on_its_replicate(tm
     assert "going on one replicate at a time" in log
     # the other replicates of the block were computed
     assert experiment.sidecars() == 3
+
+
+def test_a_plain_step_past_its_timeout_is_killed_and_blamed_under_concurrency(tmp_path):
+    config = _config("hang_one", 4, replicates=4)
+    config["datasource"]["timeout"] = 1
+    experiment = Experiment(tmp_path, config, STEPS)
+    run = experiment.snakemake(check=False, timeout=120)
+    assert run.returncode != 0
+    text = " ".join((run.stdout + run.stderr).split())
+    assert (
+        "repliflow: step 'datasource' failed for condition 'baseline', replicate 1: "
+        "it ran longer than its timeout of 1 s (killed)" in text
+    )
+    assert experiment.sidecars() == 3  # the replicates in flight beside it were done again
+
+
+def test_the_global_rng_under_concurrency_fails_the_run_with_what_to_do(tmp_path):
+    experiment = Experiment(tmp_path, _config("global_random", 4, replicates=8), STEPS)
+    run = experiment.snakemake(check=False, timeout=120)
+    assert run.returncode != 0
+    text = " ".join((run.stdout + run.stderr).split())
+    assert "step 'datasource' drew from Python's random module while 4 replicates ran concurrently" in text
+    assert "Draw from ctx.rng" in text
+    assert not (experiment.results / "metrics.csv").exists()

@@ -6,10 +6,11 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
 
 import pytest
 import yaml
-from conftest import REPO, run_snakemake
+from conftest import REPO, run_snakemake, snakemake_command
 
 
 def run_example(tmp_path, name: str, replicates: int, edit=None) -> tuple[dict, dict]:
@@ -82,3 +83,31 @@ def test_io_bound_flags_serial_waits_and_never_the_content(tmp_path):
     assert "serial_writes" in flagged(verdicts["write_time"])
     assert flagged(verdicts["same_content"]) == set()
     assert values[("serial_fetch", "content")] == values[("baseline", "content")]
+    # fetch ran 10 replicates at a time; replicate 3's first connection dropped and was retried
+    store = tmp_path / "results" / "io_bound" / "store"
+    sidecars = [json.loads(p.read_text()) for p in store.glob("*/*.meta.json")]
+    fetched = [s for s in sidecars if s["step"] == "datasource"]
+    assert sorted(s["replicate"] for s in fetched if "retried" in s) == [3, 3]  # baseline, serial_fetch
+    assert all(
+        s["retried"] == [{"attempt": 1, "error": "ConnectionError: connection reset by peer (simulated)",
+                          "waited_s": 0.05}]
+        for s in fetched if "retried" in s
+    )  # fmt: skip
+
+    # the A/B: one replicate at a time (serial.yaml merged over the config) makes the same content
+    serial = tmp_path / "serial"
+    serial.mkdir()
+    shutil.copytree(REPO / "examples", serial / "examples")
+    command = snakemake_command(serial, "--config", "replicates=4")
+    at = command.index("--configfile") + 1
+    command[at : at + 1] = [
+        str(serial / "examples/io_bound/config.yaml"),
+        str(serial / "examples/io_bound/serial.yaml"),
+    ]
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    content = {
+        (row["condition"], row["replicate"]): row["value"]
+        for row in csv.DictReader((serial / "results" / "io_bound" / "metrics.csv").open())
+        if row["metric"] == "content"
+    }
+    assert [float(content[("baseline", str(r))]) for r in range(4)] == values[("baseline", "content")]

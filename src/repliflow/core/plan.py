@@ -385,11 +385,14 @@ def build_plan(config: dict[str, Any], *, workdir: str | None = None) -> Plan:
 
     segments = _segments(conditions)
     hypotheses = _check_hypotheses(config.get("hypotheses") or [], workdir)
+    in_flight = max(step_concurrency(config))
     block_size = _block_size(
         config.get("batch") or {},
         replicates,
         seconds_per_replicate=_declared_seconds(config, segments),
-        min_block=max(step_concurrency(config)),  # room for every replicate a step keeps in flight
+        # two full waves of the replicates a step keeps in flight: a job start
+        # costs several waits of a typical waiting step
+        min_block=2 * in_flight if in_flight > 1 else 1,
     )
     return Plan(
         experiment=experiment,
