@@ -91,7 +91,7 @@ def _plan(root, datasource, *, replicates=8, concurrency=None, batch=None, pipel
         pipeline=pipeline or [{"function": "summary"}],
         treatments={},
         hypotheses=[],
-        batch=batch or {"replicates_per_job": replicates},
+        batch=batch if batch is not None else {"replicates_per_job": replicates},
     )
     return build_plan(validate_config(config), workdir=str(root))
 
