@@ -265,3 +265,16 @@ def test_a_concurrent_step_keeps_its_declared_threads(tmp_path):
     block = plan.blocks(segment)[0]
     assert block_resources(plan, block)["threads"] == 2  # not 50: waiting replicates hold no core
     assert plan.block_size == 128  # auto: two waves of 50, rounded up to a power of two
+
+
+def test_a_concurrent_steps_runtime_counts_its_waves_not_its_replicates(tmp_path):
+    from repliflow.snakemake.resources import block_resources
+
+    source = {"function": "fetch", "runtime": 0.5}
+    serial = _plan(tmp_path / "a", source, replicates=40)
+    concurrent = _plan(tmp_path / "b", source, replicates=40, concurrency=10)
+    minutes = [
+        block_resources(p, p.blocks(next(iter(p.segments.values())))[0])["runtime"]
+        for p in (serial, concurrent)
+    ]
+    assert minutes == [1 + 20, 1 + 2]  # 40 x 0.5 min; 4 waves of 10 x 0.5 min

@@ -8,8 +8,9 @@ its block, in one process, so it needs
 - ``threads``: the most any of its steps declares (1 when none does);
 - ``mem_mb``: the most any of its steps declares;
 - ``runtime``: the sum of its steps' runtimes times the replicates in the
-  block, plus ``STARTUP_MINUTES`` for starting Python and importing the code,
-  rounded up to whole minutes.
+  block (divided by a step's ``concurrency``, rounded up: its waves of
+  replicates in flight), plus ``STARTUP_MINUTES`` for starting Python and
+  importing the code, rounded up to whole minutes.
 
 A ``mem_mb`` or ``runtime`` that no step of the block declares is ``None``:
 the Snakefile then falls back to the profile's ``default-resources``.
@@ -24,7 +25,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal, TypedDict
 
-from repliflow.core.plan import Block, Plan, Segment
+from repliflow.core.plan import Block, Plan, Segment, step_concurrency
 
 ResourceKey = Literal["threads", "mem_mb", "runtime"]
 RESOURCE_KEYS: tuple[ResourceKey, ...] = ("threads", "mem_mb", "runtime")
@@ -68,10 +69,14 @@ def block_resources(plan: Plan, block: Block) -> BlockResources:
     steps = [declared(plan.config)[position] for position in segment_positions(block.segment)]
     threads = max((step["threads"] for step in steps if "threads" in step), default=1)
     memory = [step["mem_mb"] for step in steps if "mem_mb" in step]
-    runtimes = [step["runtime"] for step in steps if "runtime" in step]
+    positions = segment_positions(block.segment)
+    # a step with `concurrency: c` takes its replicates in waves of c
+    concurrency = step_concurrency(plan.config)
+    waves = [math.ceil((block.hi - block.lo) / concurrency[p]) for p in positions]
+    runtimes = [step["runtime"] * n for step, n in zip(steps, waves, strict=True) if "runtime" in step]
     runtime = None
     if runtimes:
-        runtime = math.ceil(STARTUP_MINUTES + sum(runtimes) * (block.hi - block.lo))
+        runtime = math.ceil(STARTUP_MINUTES + sum(runtimes))
     return {"threads": threads, "mem_mb": max(memory) if memory else None, "runtime": runtime}
 
 
