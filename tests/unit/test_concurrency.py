@@ -278,3 +278,19 @@ def test_a_concurrent_steps_runtime_counts_its_waves_not_its_replicates(tmp_path
         for p in (serial, concurrent)
     ]
     assert minutes == [1 + 20, 1 + 2]  # 40 x 0.5 min; 4 waves of 10 x 0.5 min
+
+
+@pytest.mark.parametrize("concurrency", [None, 2])
+def test_a_call_stopped_by_its_timeout_is_retried_when_step_timeout_is_listed(tmp_path, concurrency, capsys):
+    source = {
+        "function": "slow",
+        "timeout": 0.2,
+        "retries": {"attempts": 1, "exceptions": ["StepTimeout"], "backoff": 0},
+    }
+    _, failures = _run(_plan(tmp_path, source, replicates=2, concurrency=concurrency), tmp_path)
+    assert sorted(f.replicate for f in failures) == [0, 1]
+    assert all("ran longer than its timeout of 0.2 s" in str(f) for f in failures)
+    err = capsys.readouterr().err
+    for replicate in (0, 1):
+        assert f"replicate {replicate}, step datasource: it ran longer than its timeout of 0.2 s" in err
+    assert err.count("retry 1 of 1 in 0 s") == 2
