@@ -532,3 +532,43 @@ def test_replicates_above_ten_million_names_the_key_and_the_limit(workdir):
     assert "key 'replicates'" in message and "10000001" in message, message
     assert "at most 10000000" in message and "memory" in message
     assert validate_config(counting_config(replicates=10**7), file=CFG)["replicates"] == 10**7
+
+
+# --- concurrency, max_rate, retries ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "shown"),
+    [
+        ({"datasource": {"function": "source", "concurrency": 0}}, "datasource.concurrency", "0"),
+        ({"datasource": {"function": "source", "concurrency": "8"}}, "datasource.concurrency", "'8'"),
+        ({"datasource": {"function": "source", "concurrency": 5000}}, "datasource.concurrency", "5000"),
+        ({"batch": {"concurrency": 0}}, "batch.concurrency", "0"),
+        ({"datasource": {"function": "source", "max_rate": 0}}, "datasource.max_rate", "0"),
+        (
+            {"pipeline": [{"function": "scale", "retries": {"attempts": 2}}, {"function": "metrics"}]},
+            "pipeline.0.retries",
+            "exceptions",
+        ),
+        (
+            {"datasource": {"function": "source", "retries": {"attempts": 0, "exceptions": ["OSError"]}}},
+            "datasource.retries.attempts",
+            "0",
+        ),
+        (
+            {"datasource": {"function": "source", "retries": {"attempts": 1, "exceptions": ["not a name"]}}},
+            "datasource.retries.exceptions.0",
+            "'not a name'",
+        ),
+        (
+            {"datasource": {"function": "source", "retries": {"attempts": 1, "on": ["OSError"]}}},
+            "datasource.retries",
+            "'on'",
+        ),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_bad_concurrency_rate_and_retries_name_their_key(workdir, overrides, key, shown):
+    message = config_error(workdir, **overrides)
+    assert f"key '{key}'" in message
+    assert shown in message
