@@ -9,6 +9,8 @@ import time
 
 import pytest
 from conftest import counting_config
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from repliflow.core.config import validate_config
 from repliflow.core.plan import build_plan
@@ -71,6 +73,21 @@ STEPS = textwrap.dedent(
     async def slow(ctx, *, n=4):
         await asyncio.sleep(30)
         return [0.0] * n
+
+
+    async def jitter_async(ctx, *, delays=(0.0,), fail=()):
+        # each replicate waits its own time, so calls finish out of order
+        await asyncio.sleep(delays[ctx.replicate % len(delays)])
+        if ctx.replicate in fail:
+            raise RuntimeError("chosen to fail")
+        return [float(x) for x in ctx.rng.normal(size=3)]
+
+
+    def jitter(ctx, *, delays=(0.0,), fail=()):
+        time.sleep(delays[ctx.replicate % len(delays)])
+        if ctx.replicate in fail:
+            raise RuntimeError("chosen to fail")
+        return [float(x) for x in ctx.rng.normal(size=3)]
 
 
     def summary(data, ctx):
@@ -294,3 +311,24 @@ def test_a_call_stopped_by_its_timeout_is_retried_when_step_timeout_is_listed(tm
     for replicate in (0, 1):
         assert f"replicate {replicate}, step datasource: it ran longer than its timeout of 0.2 s" in err
     assert err.count("retry 1 of 1 in 0 s") == 2
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    replicates=st.integers(1, 12),
+    concurrency=st.integers(2, 8),
+    function=st.sampled_from(["jitter", "jitter_async"]),
+    delays=st.lists(st.sampled_from([0.0, 0.001, 0.003, 0.006]), min_size=1, max_size=5),
+    fail=st.sets(st.integers(0, 11), max_size=3),
+)
+def test_any_concurrency_and_finishing_order_gives_the_serial_runs_outputs(
+    tmp_path_factory, replicates, concurrency, function, delays, fail
+):
+    root = tmp_path_factory.mktemp("fuzz")
+    source = {"function": function, "params": {"delays": delays, "fail": sorted(fail)}}
+    serial, serial_failed = _run(_plan(root / "serial", source, replicates=replicates), root / "serial")
+    plan = _plan(root / "concurrent", source, replicates=replicates, concurrency=concurrency)
+    concurrent, concurrent_failed = _run(plan, root / "concurrent")
+    assert concurrent == serial
+    assert [f.replicate for f in concurrent_failed] == [f.replicate for f in serial_failed]
+    assert [f.replicate for f in serial_failed] == sorted(r for r in fail if r < replicates)
