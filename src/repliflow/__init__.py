@@ -4,6 +4,8 @@ The public API, for scripts and notebooks (the workflow itself is run with
 ``snakemake --cores N`` or ``repliflow run``; docs/architecture.md maps the
 package):
 
+- ``load(results_dir)``: a finished run's results as pandas objects (metrics,
+  hypotheses, verified stored outputs, provenance), with the analysis extra
 - ``read_results(results_dir)``: a finished run's tables, type-checked
 - ``audit(results_dir)``, ``status(config_file)``, ``gc(config_files)``: the
   commands of the same names, as functions returning dataclasses
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 _WHERE = {
+    "load": "repliflow.analysis",
     "read_results": "repliflow.report.tables",
     "audit": "repliflow.store.audit",
     "status": "repliflow.engine.status",
@@ -40,12 +43,14 @@ __all__ = [
     "__version__",
     "audit",
     "gc",
+    "load",
     "load_plan",
     "read_results",
     "status",
 ]
 
 if TYPE_CHECKING:
+    from repliflow.analysis import load
     from repliflow.core.context import Context
     from repliflow.core.plan import load_plan
     from repliflow.engine.status import status
