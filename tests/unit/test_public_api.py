@@ -18,8 +18,6 @@ def test_every_public_name_resolves():
 
 
 def test_importing_the_package_is_light():
-    code = (
-        "import sys, repliflow; print(sorted(m for m in ('scipy', 'snakemake', 'numpy', 'pandas') if m in sys.modules))"
-    )
+    code = "import sys, repliflow; print(sorted(m for m in ('scipy', 'snakemake', 'numpy', 'pandas') if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"

@@ -18,7 +18,9 @@ from repliflow.store import storage
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Experiment:
-    experiment = Experiment(tmp_path_factory.mktemp("analysis"), counting_config(replicates=4), COUNTING_STEPS)
+    experiment = Experiment(
+        tmp_path_factory.mktemp("analysis"), counting_config(replicates=4), COUNTING_STEPS
+    )
     experiment.snakemake()
     return experiment
 
@@ -65,7 +67,9 @@ def test_output_loads_a_stored_value_after_checking_it(finished):
     assert run.output("double", 2, "scale") == expected
     # the shared datasource is found from either condition
     assert run.output("double", 2, "datasource") == run.output("baseline", 2, "datasource")
-    with pytest.raises(RepliflowError, match="records no output of step 'nope'.*steps: datasource, metrics, scale"):
+    with pytest.raises(
+        RepliflowError, match="records no output of step 'nope'.*steps: datasource, metrics, scale"
+    ):
         run.output("baseline", 0, "nope")
 
 

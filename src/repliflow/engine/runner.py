@@ -318,9 +318,10 @@ class BlockRunner:
         cover ``exc`` (the failed call is added to ``retried``); else None."""
         delay = self.retries[position].delay(exc, len(retried) + 1)
         if delay is not None:
-            retried.append({"attempt": len(retried) + 1, "error": _describe(exc, self.timeouts[position]), "waited_s": delay})
+            error = _describe(exc, self.timeouts[position])
+            retried.append({"attempt": len(retried) + 1, "error": error, "waited_s": delay})
             print(
-                f"{now()} replicate {replicate}, step {self.steps[position].name}: {_describe(exc, self.timeouts[position])}; "
+                f"{now()} replicate {replicate}, step {self.steps[position].name}: {error}; "
                 f"retry {len(retried)} of {self.retries[position].attempts} in {delay:g} s",
                 file=sys.stderr,
                 flush=True,
