@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 from collections.abc import Callable
@@ -34,27 +35,47 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
+    """The starter experiment (repliflow.starter), or a shipped example with
+    the starter's Snakefile and .gitignore; never over an existing file."""
     import shutil
     from pathlib import Path
 
+    from repliflow import starter
     from repliflow.shipped import examples_dir
 
     target = Path(args.directory)
-    source = examples_dir() / args.example
-    config = target / "config" / "config.yaml"
-    copied = target / "examples" / args.example
-    existing = [str(p) for p in (config, copied) if p.exists()]
+    files = dict(starter.FILES)
+    copied = None
+    if args.example:
+        source = examples_dir() / args.example
+        copied = target / "examples" / args.example
+        del files["steps.py"]
+        files["config/config.yaml"] = (source / "config.yaml").read_text()
+    existing = [str(target / name) for name in files if (target / name).exists()]
+    if copied is not None and copied.exists():
+        existing.append(str(copied))
     if existing:
         print(f"repliflow init: {', '.join(existing)} already exist(s); nothing written", file=sys.stderr)
         return 1
     try:
-        shutil.copytree(source, copied, ignore=shutil.ignore_patterns("__pycache__"))
-        config.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source / "config.yaml", config)
+        if copied is not None:
+            shutil.copytree(source, copied, ignore=shutil.ignore_patterns("__pycache__"))
+        for name, text in files.items():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            (target / name).write_text(text)
     except OSError as exc:
         print(f"repliflow init: cannot write the experiment into {target}: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {config} and {copied}/; run it with: repliflow run --cores all", file=sys.stderr)
+    written = ", ".join(str(target / name) for name in files) + (f", {copied}/" if copied else "")
+    where = "" if target.resolve() == Path.cwd().resolve() else f"cd {target} && "
+    print(f"wrote {written}; run it with: {where}snakemake --cores all", file=sys.stderr)
+    return 0
+
+
+def _snakefile(args: argparse.Namespace) -> int:
+    from repliflow.shipped import snakefile
+
+    print(snakefile())
     return 0
 
 
@@ -201,6 +222,13 @@ def _power(args: argparse.Namespace) -> int:
     return 1
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0 < value < 1:
@@ -223,16 +251,24 @@ def main(argv: list[str] | None = None) -> int:
         "(the workflow shipped with this install; works outside a checkout)",
     )
     init = commands.add_parser(
-        "init", help="write a runnable experiment (config/config.yaml and its step code) into a folder"
+        "init",
+        help="write a runnable starter experiment into a folder: a Snakefile using repliflow as a "
+        "Snakemake module, a commented config/config.yaml, steps.py and a .gitignore",
     )
     init.add_argument("directory", nargs="?", default=".", help="where (default: .)")
     init.add_argument(
         "--example",
         choices=example_names(),
-        default=DEFAULT_EXAMPLE,
-        help=f"which shipped example (default: {DEFAULT_EXAMPLE}, the default experiment)",
+        help=f"a shipped example instead of the starter ({DEFAULT_EXAMPLE} is the default experiment "
+        "of a checkout), copied to examples/<name>/ with its config as config/config.yaml",
     )
     init.set_defaults(handler=_init)
+    where = commands.add_parser(
+        "snakefile",
+        help="print the path of the installed workflow's Snakefile: "
+        'snakemake -s "$(repliflow snakefile)" --cores all',
+    )
+    where.set_defaults(handler=_snakefile)
     audit = commands.add_parser(
         "audit", help="check every recorded output against its sha256 and recipe; exit 0 only when all hold"
     )
@@ -285,14 +321,16 @@ def main(argv: list[str] | None = None) -> int:
     gc.set_defaults(handler=_gc)
     power = commands.add_parser(
         "power",
-        help="replicates per condition needed for 80%% power, from a run's observed variance; "
-        "prints the command that extends the run",
+        help="per comparison, the smallest difference the current replicates detect with 80%% power; "
+        "for a declared effect (a hypothesis' sesoi, or --effect) the replicates that reach it and the "
+        "command that extends the run",
     )
     power.add_argument("results", help="results/<experiment>")
     power.add_argument(
         "--effect",
-        type=float,
-        help="the difference in means to detect, in metric units (default: the observed one)",
+        type=_finite,
+        help="the difference in means to plan for, in metric units (an equivalence test's bound), "
+        "for every hypothesis (default: each hypothesis' sesoi; never the observed difference)",
     )
     power.add_argument("--power", type=_fraction, default=0.8, help="the target power (default 0.8)")
     power.add_argument("--hypothesis", help="plan this hypothesis only")

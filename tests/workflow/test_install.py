@@ -53,12 +53,36 @@ def test_the_wheel_carries_the_workflow(installed):
         assert (package / name).is_file(), name
 
 
-def test_init_and_run_the_default_experiment_from_a_temporary_folder(installed, tmp_path):
-    work = tmp_path / "elsewhere"
+def test_the_starter_runs_with_plain_snakemake_from_its_own_folder(installed, tmp_path):
+    """The own-folder path: `repliflow init`, then `snakemake --cores 2` in a
+    folder holding only the user's Snakefile (the module pattern), config and steps."""
+    work = tmp_path / "my-study"
     work.mkdir()
     where = _run(installed, work, "-c", "import repliflow; print(repliflow.__file__)").stdout.strip()
     assert Path(where).is_relative_to(installed), where  # not the checkout
     _run(installed, work, "-m", "repliflow.cli", "init", ".")
+    assert sorted(p.name for p in work.iterdir()) == [".gitignore", "Snakefile", "config", "steps.py"]
+    run = _run(installed, work, "-m", "snakemake", "--cores", "2")
+    assert f"Snakefile: {work / 'Snakefile'}" in run.stdout + run.stderr
+    results = work / "results" / "starter"
+    for name in ["metrics.csv", "hypotheses.json", "provenance.json", "report.html", "runs/index.csv"]:
+        assert (results / name).is_file(), name
+    audit = _run(installed, work, "-m", "repliflow.cli", "audit", "results/starter")
+    assert "all match their records" in audit.stdout
+    again = _run(installed, work, "-m", "snakemake", "--cores", "2")
+    assert "Nothing to be done" in again.stdout + again.stderr
+    # `repliflow run` is the same workflow: nothing to do either
+    again = _run(installed, work, "-m", "repliflow.cli", "run", "--cores", "2")
+    assert "Nothing to be done" in again.stdout + again.stderr
+    # init never overwrites an experiment
+    refused = _run(installed, work, "-m", "repliflow.cli", "init", ".", check=False)
+    assert refused.returncode == 1 and "already exist" in refused.stderr
+
+
+def test_init_an_example_and_run_it_from_a_temporary_folder(installed, tmp_path):
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    _run(installed, work, "-m", "repliflow.cli", "init", ".", "--example", "titanic")
     assert (work / "config" / "config.yaml").read_text() == (REPO / "config" / "config.yaml").read_text()
     assert (work / "examples" / "titanic" / "steps.py").is_file()
     run = _run(installed, work, "-m", "repliflow.cli", "run", "--cores", "2")
@@ -66,10 +90,6 @@ def test_init_and_run_the_default_experiment_from_a_temporary_folder(installed, 
     results = work / "results" / "titanic_age"
     for name in ["metrics.csv", "hypotheses.json", "provenance.json", "report.html", "runs/index.csv"]:
         assert (results / name).is_file(), name
-    audit = _run(installed, work, "-m", "repliflow.cli", "audit", "results/titanic_age")
-    assert "all match their records" in audit.stdout
-    again = _run(installed, work, "-m", "repliflow.cli", "run", "--cores", "2")
-    assert "Nothing to be done" in again.stdout + again.stderr
-    # init never overwrites an experiment
-    refused = _run(installed, work, "-m", "repliflow.cli", "init", ".", check=False)
-    assert refused.returncode == 1 and "already exist" in refused.stderr
+    # `snakemake -s "$(repliflow snakefile)"` names the same workflow
+    printed = _run(installed, work, "-m", "repliflow.cli", "snakefile").stdout.strip()
+    assert printed == str(installed / "repliflow" / "workflow" / "Snakefile")
