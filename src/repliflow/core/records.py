@@ -135,6 +135,14 @@ class ManifestStep(TypedDict):
     sidecar_bytes: NotRequired[int | None]
 
 
+class BlockWork(TypedDict):
+    """What the job that wrote a manifest did: replicate-steps it computed,
+    and those it found stored (its last process's count, after a crash)."""
+
+    computed: int
+    reused: int
+
+
 class StepFailure(TypedDict):
     step: str
     error: str
@@ -157,6 +165,7 @@ class Manifest(TypedDict):
     lo: int
     hi: int
     replicates: list[ManifestReplicate]
+    work: NotRequired[BlockWork]  # absent in manifests of repliflow before it
 
 
 class OutputEntry(TypedDict):

@@ -38,6 +38,7 @@ from repliflow.core.records import (
     Attempt,
     AttemptFailure,
     BlockSpec,
+    BlockWork,
     JobSidecar,
     Manifest,
     ManifestReplicate,
@@ -117,6 +118,8 @@ class BlockRunner:
         self.host = socket.gethostname()
         self.python = platform.python_version()
         self.functions = self._load_functions()
+        self.computed = 0  # replicate-steps this process computed ...
+        self.reused = 0  # ... and found stored (the manifest's `work`)
 
     def _load_functions(self) -> list[Callable[..., Any]]:
         code_path = self.code_path = resolve_code_path(self.spec["code"], self.workdir)
@@ -188,6 +191,7 @@ class BlockRunner:
             if stored is None:
                 return seed, keys, sidecars, position
             sidecars[position] = stored
+            self.reused += 1
         return seed, keys, sidecars, None
 
     def entry(
@@ -411,6 +415,7 @@ class BlockRunner:
         if retried:
             sidecar["retried"] = retried
         sidecars[position] = (sidecar, storage.write_sidecar(self.store, key, sidecar))
+        self.computed += 1
         return {"key": key, "sha256": encoded.sha256}
 
     @staticmethod
@@ -517,7 +522,9 @@ def _with_failures(
     return [records[r] for r in sorted(records)]
 
 
-def write_manifest(path: Path, spec: BlockSpec, entries: list[ManifestReplicate]) -> None:
+def write_manifest(
+    path: Path, spec: BlockSpec, entries: list[ManifestReplicate], work: BlockWork | None = None
+) -> None:
     manifest: Manifest = {
         "schema": MANIFEST_SCHEMA,
         "experiment": spec["experiment"],
@@ -527,6 +534,8 @@ def write_manifest(path: Path, spec: BlockSpec, entries: list[ManifestReplicate]
         "hi": spec["hi"],
         "replicates": entries,
     }
+    if work is not None:
+        manifest["work"] = work
     storage.atomic_write(path, json.dumps(manifest, separators=(",", ":")).encode())
 
 
@@ -666,7 +675,7 @@ def _run(
         )
         write_attempt(attempt, "failed", failed)
         return 1
-    write_manifest(manifest, spec, entries)
+    write_manifest(manifest, spec, entries, {"computed": runner.computed, "reused": runner.reused})
     write_attempt(attempt, "done", failed)  # with on_failure: missing, the manifest has them too
     print(f"{now()} done {block} in {elapsed:.3f}s", file=log, flush=True)
     return 0

@@ -1,0 +1,103 @@
+"""What a run did, per condition: replicate-steps computed, reused from the
+store, or repaired. Printed at the end of every run (workflow/Snakefile).
+
+A block job's manifest records what the job computed and what it found
+stored (``work``). A manifest written since the run began belongs to a job
+of this run; every other block was up to date, so all of its replicate-steps
+were reused. A block the run re-ran because the store no longer matched its
+manifest (repliflow.store.reconcile) counts what it computed as repaired. A
+condition counts every segment of its chain, so a shared datasource counts
+for each condition that uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from repliflow.core.plan import Plan
+from repliflow.store.reconcile import Repair
+
+
+@dataclass
+class Work:
+    computed: int = 0
+    reused: int = 0
+    repaired: int = 0
+
+    def add(self, other: Work) -> None:
+        self.computed += other.computed
+        self.reused += other.reused
+        self.repaired += other.repaired
+
+
+def _recorded(path: str) -> tuple[int, int] | None:
+    """(computed, reused) as the manifest records them; None when it cannot
+    be read or records no valid counts (a manifest of an older repliflow)."""
+    try:
+        with open(path, "rb") as handle:
+            work = json.load(handle).get("work")
+        computed, reused = work["computed"], work["reused"]
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return None
+    valid = all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (computed, reused))
+    return (computed, reused) if valid else None
+
+
+def run_work(plan: Plan, since: float, repaired: set[str]) -> dict[str, Work]:
+    """Per condition (config order), what this run did; ``since`` is when it
+    began (seconds since the epoch), ``repaired`` the manifests reconcile
+    scheduled again."""
+    by_segment: dict[str, Work] = {}
+    for segment in plan.segments.values():
+        work = by_segment[segment.id] = Work()
+        steps = segment.end - segment.start + 1
+        for block in plan.blocks(segment):
+            path = plan.manifest_path(block)
+            size = (block.hi - block.lo) * steps
+            try:
+                fresh = os.stat(path).st_mtime >= since
+            except OSError:  # not made (a failed job): nothing to count
+                continue
+            counts = _recorded(path) if fresh else None
+            if not fresh:
+                work.reused += size
+            elif counts is None:
+                work.computed += size
+            elif path in repaired:
+                work.repaired += counts[0]
+                work.reused += counts[1]
+            else:
+                work.computed += counts[0]
+                work.reused += counts[1]
+    totals: dict[str, Work] = {}
+    for condition in plan.conditions:
+        total = totals[condition.name] = Work()
+        for segment in plan.chain(condition.name):
+            total.add(by_segment[segment.id])
+    return totals
+
+
+def describe(totals: dict[str, Work]) -> str:
+    """The lines printed at the end of a run."""
+    every = Work()
+    for work in totals.values():
+        every.add(work)
+    if not every.computed and not every.repaired:
+        return (
+            f"repliflow: nothing computed; all {every.reused:,} replicate-steps of "
+            f"{len(totals)} condition{'s' if len(totals) != 1 else ''} were reused from the store"
+        )
+    width = max(len(name) for name in totals)
+    lines = ["repliflow: replicate-steps this run computed, reused from the store, and repaired:"]
+    for name, work in totals.items():
+        lines.append(
+            f"  {name:<{width}}  computed {work.computed:>8,}  reused {work.reused:>8,}  "
+            f"repaired {work.repaired:>6,}"
+        )
+    return "\n".join(lines)
+
+
+def describe_run(plan: Plan, since: float, repairs: list[Repair]) -> str:
+    return describe(run_work(plan, since, {repair.target for repair in repairs}))
