@@ -64,6 +64,9 @@ def test_the_starter_runs_with_plain_snakemake_from_its_own_folder(installed, tm
     assert sorted(p.name for p in work.iterdir()) == [".gitignore", "Snakefile", "config", "steps.py"]
     run = _run(installed, work, "-m", "snakemake", "--cores", "2")
     assert f"Snakefile: {work / 'Snakefile'}" in run.stdout + run.stderr
+    # the module's handlers run too: the lock owner is recorded, the run's work is summarized
+    assert "replicate-steps this run computed" in run.stderr
+    assert (work / ".snakemake" / "repliflow-lock-owner.json").is_file()
     results = work / "results" / "starter"
     for name in ["metrics.csv", "hypotheses.json", "provenance.json", "report.html", "runs/index.csv"]:
         assert (results / name).is_file(), name
