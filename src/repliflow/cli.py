@@ -97,6 +97,13 @@ def _run_workflow(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 1
+    if not any("htcondor" in word for word in argv):
+        # Snakemake imports every installed executor plugin at start; HTCondor's
+        # Python bindings then warn that no pool is configured, on every run
+        # that does not use HTCondor at all (with the cluster extra installed)
+        import warnings
+
+        warnings.filterwarnings("ignore", message="The environment variable CONDOR_CONFIG is unset")
     from snakemake.cli import main as snakemake_main  # loads every executor plugin: only now
 
     try:

@@ -74,9 +74,11 @@ def test_the_starter_runs_with_plain_snakemake_from_its_own_folder(installed, tm
     assert "all match their records" in audit.stdout
     again = _run(installed, work, "-m", "snakemake", "--cores", "2")
     assert "Nothing to be done" in again.stdout + again.stderr
-    # `repliflow run` is the same workflow: nothing to do either
+    # `repliflow run` is the same workflow: nothing to do either; and with the cluster extra
+    # installed, no warning about HTCondor's configuration when HTCondor is not used
     again = _run(installed, work, "-m", "repliflow.cli", "run", "--cores", "2")
     assert "Nothing to be done" in again.stdout + again.stderr
+    assert "CONDOR_CONFIG" not in again.stderr
     # init never overwrites an experiment
     refused = _run(installed, work, "-m", "repliflow.cli", "init", ".", check=False)
     assert refused.returncode == 1 and "already exist" in refused.stderr
