@@ -63,6 +63,8 @@ HYPOTHESES = {
             "params": {},
             "correction": "holm",
             "alpha": 0.05,
+            # a declared smallest effect of interest: the plan extends the run only for one
+            "sesoi": {"value": 0.16},
             "results": {"small": RESULT},
             "ranking": ["small"],
             "missing_replicates": {"baseline": [], "small": []},

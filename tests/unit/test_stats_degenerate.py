@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from repliflow.stats import BUILTIN_NAMES, PAIRED
+from repliflow.stats import DIFFERENCE_NAMES, PAIRED
 from repliflow.stats.builtin import BUILTINS
 
-ALL = pytest.mark.parametrize("name", BUILTIN_NAMES)
+ALL = pytest.mark.parametrize("name", DIFFERENCE_NAMES)
 SAMPLE = [0.3, 1.2, -0.4, 2.2, 0.9, 1.7, -1.1, 0.5]
 
 

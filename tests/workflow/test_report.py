@@ -55,7 +55,8 @@ CONFIG = {
         "same": {"datasource": {"shift": 0.0}},
     },
     "hypotheses": [
-        {"name": "mean_shift", "metric": "mean", "verifier": "welch_t"},
+        # a declared smallest effect of interest: the power section plans replicates for it
+        {"name": "mean_shift", "metric": "mean", "verifier": "welch_t", "sesoi": {"d": 0.5}},
         {"name": "mean_paired", "metric": "mean", "verifier": "paired_t", "correction": "bonferroni"},
         {
             "name": "spread_rank",
@@ -144,7 +145,8 @@ def test_report_html_is_self_contained_with_plots_and_every_section(run):
     assert "<script" not in page
     assert "p (holm)" in page and "p (bonferroni)" in page and "p (fdr_bh)" in page
     assert "Hedges&#x27; g" in page or "Hedges' g" in page
-    assert "--config replicates=" in page
+    assert "--config replicates=" in page and "detectable at 80%" in page
+    assert "No smallest effect of interest is declared for mean_paired/small" in page
     md = (run.results / "report.md").read_text()
     assert "## Verdicts at a glance" in md and "## Power and replicates" in md and "<svg" not in md
 

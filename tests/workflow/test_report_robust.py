@@ -211,7 +211,9 @@ def test_a_plot_or_a_section_that_fails_is_a_note(shifted, monkeypatch):
         raise ValueError("no\ncanvas")
 
     monkeypatch.setattr(plots, "paired_differences", broken)
-    monkeypatch.setattr(report.power, "replicate_plan", broken)
+    from repliflow.stats import power  # the report imports it when it draws the section
+
+    monkeypatch.setattr(power, "replicate_plan", broken)
     page, markdown, notes = report.render(read_results(shifted.results))
     assert notes == [
         "plot paired differences of `value` could not be drawn: ValueError: no canvas",

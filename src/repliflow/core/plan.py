@@ -515,7 +515,7 @@ def _segments(conditions: list[Condition]) -> dict[str, Segment]:
 
 
 def _check_hypotheses(hypotheses: list[dict[str, Any]], workdir: str | None) -> list[dict[str, Any]]:
-    from repliflow.stats.registry import check_params, check_verifier
+    from repliflow.stats.registry import check_families, check_params, check_sesoi, check_verifier
 
     seen: set[str] = set()
     for index, hypothesis in enumerate(hypotheses):
@@ -526,6 +526,8 @@ def _check_hypotheses(hypotheses: list[dict[str, Any]], workdir: str | None) -> 
         check_verifier(hypothesis["verifier"], key=f"{key}.verifier", workdir=workdir)
         # a built-in's params now, not after every replicate ran (no scipy import: a table)
         check_params(hypothesis["verifier"], hypothesis.get("params") or {}, key=f"{key}.params")
+        check_sesoi(hypothesis["verifier"], hypothesis, key=key)
+    check_families(hypotheses)
     return hypotheses
 
 

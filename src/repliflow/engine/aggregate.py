@@ -37,10 +37,10 @@ from repliflow.core.records import (
     StepFailure,
 )
 from repliflow.errors import RepliflowError, StoreMismatch
-from repliflow.stats import DEFAULT_CORRECTION
+from repliflow.stats import DEFAULT_CORRECTION, EQUIVALENCE
 from repliflow.stats.corrections import adjust
-from repliflow.stats.registry import Verifier, check_params, resolve_verifier
-from repliflow.store import pathgate, storage
+from repliflow.stats.registry import Verifier, check_params, family_of, resolve_verifier
+from repliflow.store import pathgate, reconcile, storage
 from repliflow.store.layout import HYPOTHESES, LAST_GOOD, METRICS, PROVENANCE, SIDECAR_SUFFIX
 from repliflow.store.provenance import iter_provenance_outputs, read_manifests
 
@@ -251,8 +251,10 @@ def _verify(
     hypothesis: dict[str, Any], verifier: Verifier, baseline: list[float], treatment: list[float], name: str
 ) -> dict[str, Any]:
     spec, metric = hypothesis["verifier"], hypothesis["metric"]
+    # an equivalence test's bounds are the hypothesis' sesoi, not a param
+    bounds = {"sesoi": hypothesis.get("sesoi")} if spec in EQUIVALENCE else {}
     try:
-        result = verifier(baseline, treatment, **(hypothesis.get("params") or {}))
+        result = verifier(baseline, treatment, **(hypothesis.get("params") or {}), **bounds)
     except Exception as exc:
         raise RepliflowError(
             f"repliflow: verifier '{spec}' of hypothesis '{hypothesis['name']}' failed on metric "
@@ -266,21 +268,32 @@ def _verify(
     return _plain_dict(result)
 
 
-def _correct(results: dict[str, dict[str, Any]], correction: str, alpha: float) -> None:
-    """Adjust the treatments' p-values together; decide ``significant`` on the adjusted one."""
-    treatments = list(results)
-    raw = [results[t]["p_value"] for t in treatments]
-    for treatment, p_raw, p_adj in zip(treatments, raw, adjust(raw, correction), strict=True):
-        result = results[treatment]
+def _correct(results: list[dict[str, Any]], correction: str, alpha: float, equivalence: list[bool]) -> None:
+    """Adjust the p-values of a correction family (every treatment of its
+    hypotheses) together; decide ``significant`` on the adjusted one, and say
+    the ``verdict``: an equivalence test's (TOST) "equivalent" or "not shown
+    equivalent", a difference test's "difference" or "no difference found"
+    (which is not a finding of equivalence), or "not tested"."""
+    raw = [result["p_value"] for result in results]
+    for result, p_raw, p_adj, tost in zip(results, raw, adjust(raw, correction), equivalence, strict=True):
         adjusted = None if math.isnan(p_adj) else p_adj
         result["significant_raw"] = bool(result["significant"])
+        significant = adjusted is not None and adjusted < alpha
         result.update(
             p_value=adjusted,
             p_value_raw=p_raw,
             p_value_adjusted=adjusted,
             correction=correction,
-            significant=adjusted is not None and adjusted < alpha,
+            significant=significant,
         )
+        if tost:
+            result["equivalent"] = significant
+        if adjusted is None:
+            result["verdict"] = "not tested"
+        elif tost:
+            result["verdict"] = "equivalent" if significant else "not shown equivalent"
+        else:
+            result["verdict"] = "difference" if significant else "no difference found"
 
 
 def run_hypotheses(plan: Plan, rows: MetricTable, workdir: str | None = None) -> dict[str, Any]:
@@ -305,7 +318,36 @@ def run_hypotheses(plan: Plan, rows: MetricTable, workdir: str | None = None) ->
         }
         correction = hypothesis.get("correction", DEFAULT_CORRECTION)
         alpha = float(params.get("alpha", next(iter(results.values()), {}).get("alpha") or 0.05))
-        _correct(results, correction, alpha)
+        entry: dict[str, Any] = {
+            "name": name,
+            "metric": metric,
+            "verifier": spec,
+            "params": params,
+            "correction": correction,
+            "correction_family": family_of(hypothesis),
+            "alpha": alpha,
+            "results": results,
+        }
+        if hypothesis.get("sesoi"):
+            entry["sesoi"] = hypothesis["sesoi"]
+        out.append(entry)
+    # corrections: per family, over every treatment of its hypotheses (the planner
+    # checked that they share correction and alpha)
+    families: dict[str, list[dict[str, Any]]] = {}
+    for entry in out:
+        families.setdefault(entry["correction_family"], []).append(entry)
+    for members in families.values():
+        family = [(entry, result) for entry in members for result in entry["results"].values()]
+        _correct(
+            [result for _, result in family],
+            members[0]["correction"],
+            members[0]["alpha"],
+            [entry["verifier"] in EQUIVALENCE for entry, _ in family],
+        )
+        for entry in members:
+            entry["family_size"] = len(family)
+    for entry in out:
+        metric, results = entry["metric"], entry["results"]
         ranking = sorted(
             treatments,
             key=lambda t: (
@@ -319,19 +361,7 @@ def run_hypotheses(plan: Plan, rows: MetricTable, workdir: str | None = None) ->
             condition: [r for r, v in enumerate(rows.column(condition, metric)) if not math.isfinite(v)]
             for condition in [BASELINE, *treatments]
         }
-        out.append(
-            {
-                "name": name,
-                "metric": metric,
-                "verifier": spec,
-                "params": params,
-                "correction": correction,
-                "alpha": alpha,
-                "results": results,
-                "ranking": ranking,
-                "missing_replicates": missing,
-            }
-        )
+        entry.update(ranking=ranking, missing_replicates=missing)
     return {"hypotheses": out}
 
 
@@ -392,7 +422,9 @@ def build_provenance(plan: Plan, manifests: Manifests, config_files: str) -> dic
 
 
 def aggregate(plan: Plan, manifest_paths: Iterable[str | Path], out_dir: Path, config_files: str) -> None:
-    manifests = read_manifests(manifest_paths)
+    paths = [str(path) for path in manifest_paths]
+    stamps = reconcile.manifest_stamps(paths)
+    manifests = read_manifests(paths)
     try:
         rows = collect_metrics(plan, manifests)
     except StoreMismatch as exc:
@@ -411,6 +443,14 @@ def aggregate(plan: Plan, manifest_paths: Iterable[str | Path], out_dir: Path, c
         storage.atomic_write(out_dir / name, data)
     write_provenance(out_dir / PROVENANCE, provenance, iter_provenance_outputs(plan, manifests))
     keep_last_good(out_dir, [*tables, PROVENANCE])
+    # what the manifests list, for the next run's reconciliation (which then parses none of them)
+    by_path = {
+        plan.manifest_path(block): manifests[(segment.id, block.lo)]
+        for segment in plan.segments.values()
+        for block in plan.blocks(segment)
+        if (segment.id, block.lo) in manifests
+    }
+    reconcile.remember_manifests(by_path, stamps)
 
 
 def _set_aside(plan: Plan, manifests: Manifests, exc: StoreMismatch) -> RepliflowError:
@@ -505,7 +545,9 @@ def run_from_snakemake(smk: Snakemake) -> None:
     log, to stderr and into the report, and the last report that rendered is
     kept as ``last-good/report.html``."""
     from repliflow.report import document as report
+    from repliflow.snakemake.hooks import skip_final_collection
 
+    skip_final_collection()  # scipy's and matplotlib's objects: 0.3 s at exit otherwise
     with open(smk.log[0], "w") as log:
         try:
             plan = build_plan(smk.params.config)

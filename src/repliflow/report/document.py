@@ -36,7 +36,7 @@ from repliflow.errors import RepliflowError
 from repliflow.report import plots
 from repliflow.report.grid import grid_elements
 from repliflow.report.tables import Results, read_results
-from repliflow.stats import PAIRED, power
+from repliflow.stats import PAIRED
 from repliflow.store import storage
 from repliflow.store.layout import LAST_GOOD
 
@@ -193,6 +193,8 @@ TEST_NAMES = {
     "bootstrap": "bootstrap BCa",
     "paired_t": "paired t",
     "wilcoxon": "Wilcoxon signed-rank",
+    "tost_welch": "TOST equivalence (Welch t)",
+    "tost_paired": "TOST equivalence (paired t)",
 }
 
 
@@ -217,7 +219,7 @@ def _verdict_sentence(hypothesis: Mapping[str, Any], treatment: str, result: Map
     diff = result.get("mean_difference")
     test = TEST_NAMES.get(hypothesis["verifier"], hypothesis["verifier"])
     correction = result.get("correction", hypothesis.get("correction", "none"))
-    k = len(hypothesis["results"])
+    k = _family_size(hypothesis)
     p_text = (
         f"adjusted p = {pval(result.get('p_value'))} ({correction} over {k})"
         if k > 1
@@ -229,13 +231,38 @@ def _verdict_sentence(hypothesis: Mapping[str, Any], treatment: str, result: Map
     ci = interval(result.get("mean_difference_ci"), result.get("alternative"))
     effect_text = f"; {effect_name}" if not effect_name.endswith(DASH) else ""
     detail = f"difference {num(diff)} ({_level(result)} {ci}{effect_text})"
-    if result.get("significant"):
+    bounds = _bounds(result)
+    if bounds and result.get("significant"):
+        verdict = f"**{treatment}**: **shown equivalent** to the baseline on `{metric}` within {bounds}"
+    elif bounds:
+        verdict = (
+            f"**{treatment}**: **not shown equivalent** on `{metric}` (the interval does not lie "
+            f"within {bounds})"
+        )
+    elif result.get("significant"):
         direction = "raised" if isinstance(diff, (int, float)) and diff > 0 else "lowered"
         verdict = f"**{treatment}** {direction} `{metric}`: **significant**"
     else:
-        verdict = f"**{treatment}**: no significant change in `{metric}`"
+        verdict = (
+            f"**{treatment}**: no difference found in `{metric}` (absence of evidence, not evidence of "
+            "equivalence: see the detectable difference under Power)"
+        )
     note = f" Note: {result['note']}." if result.get("note") else ""
     return f"{verdict}, {detail}; {test}, {p_text}.{note}"
+
+
+def _family_size(hypothesis: Mapping[str, Any]) -> int:
+    """The comparisons adjusted together: the hypothesis' correction family's."""
+    size = hypothesis.get("family_size")
+    return size if isinstance(size, int) and size > 0 else len(hypothesis["results"])
+
+
+def _bounds(result: Mapping[str, Any]) -> str:
+    """An equivalence test's bounds, ``±0.5``; "" for a difference test."""
+    bounds = result.get("equivalence_bounds")
+    if not (isinstance(bounds, list) and len(bounds) == 2):
+        return ""
+    return f"±{num(bounds[1])}"
 
 
 def _glance(results: Results) -> list[Element]:
@@ -450,16 +477,30 @@ def _verdicts(results: Results) -> list[Element]:
         alternative = params.get("alternative", "two-sided")
         test = TEST_NAMES.get(h["verifier"], h["verifier"])
         blocks.append(Element("h3", f"{h['name']}: {h['metric']}, {test}"))
+        size, family = _family_size(h), h.get("correction_family", h["name"])
+        over = (
+            f"the {size} comparisons of correction family `{family}`"
+            if size != len(h["results"])
+            else f"the {size} treatment(s)"
+        )
+        first = h["results"][h["ranking"][0]] if h["ranking"] else {}
+        if _bounds(first):
+            what = (
+                f"Equivalence test (TOST, Schuirmann 1987) within the bounds {_bounds(first)} (the "
+                f"hypothesis' sesoi, {json.dumps(h.get('sesoi') or first.get('sesoi'))}): the p-value is "
+                "the larger of the two one-sided tests', and **significant** means shown equivalent: "
+                "the difference's interval at level 1 - 2 alpha lies within the bounds"
+            )
+        else:
+            what = f"Verifier `{h['verifier']}`, alternative {alternative}"
         blocks.append(
             Element(
                 "p",
-                f"Verifier `{h['verifier']}`, alternative {alternative}, alpha {num(h.get('alpha', 0.05))}; "
-                f"p-values adjusted over the {len(h['results'])} treatment(s) by `{correction}`; "
-                "**significant** and the rank use the adjusted p-value. Differences are treatment "
-                "minus baseline.",
+                f"{what}, alpha {num(h.get('alpha', 0.05))}; p-values adjusted over {over} by "
+                f"`{correction}`; **significant** and the rank use the adjusted p-value. Differences are "
+                "treatment minus baseline.",
             )
         )
-        first = h["results"][h["ranking"][0]] if h["ranking"] else {}
         level = _level(first)
         effect = first.get("effect_size")
         rows: list[list[str]] = []
@@ -485,7 +526,7 @@ def _verdicts(results: Results) -> list[Element]:
                     num(r.get("statistic")),
                     pval(r.get("p_value_raw", r.get("p_value"))),
                     pval(r.get("p_value_adjusted", r.get("p_value"))),
-                    "**significant**" if r.get("significant") else "no",
+                    _verdict_cell(r),
                 ]
             )
         effect_label = EFFECT_NAMES.get(effect, effect) if isinstance(effect, str) else "effect size"
@@ -509,6 +550,14 @@ def _verdicts(results: Results) -> list[Element]:
         if notes:
             blocks.append(Element("ul", items=notes))
     return blocks
+
+
+def _verdict_cell(result: Mapping[str, Any]) -> str:
+    """A difference test's "**significant**" or "no difference found"; an
+    equivalence test's "**equivalent**" or "not shown equivalent"."""
+    if _bounds(result):
+        return "**equivalent**" if result.get("significant") else "not shown equivalent"
+    return "**significant**" if result.get("significant") else "no difference found"
 
 
 def _clip(text: str, limit: int = 300) -> str:
@@ -564,29 +613,36 @@ def _power(results: Results) -> list[Element]:
     blocks = [Element("h2", "Power and replicates")]
     if not results.hypotheses:
         return blocks + [Element("p", "No hypotheses, so nothing to plan.")]
+    from repliflow.stats import power  # scipy.stats: only a report with hypotheses needs it
+
     plan = power.replicate_plan(results)
     target = f"{plan['target_power'] * 100:.0f}%"
     blocks.append(
         Element(
             "p",
-            f"From the observed differences and SDs: the power the current {plan['replicates']} replicates "
-            f"have, and the replicates per condition that reach {target} power, at the level (alpha) each "
-            "comparison needs after the correction. Power is the noncentral t's (paired tests: on the "
-            "replicate-paired differences); rank tests are planned as their t-test with n × 3/π, their "
-            "efficiency under normality; a metric with zero variance as the exact permutation test the "
-            "verifiers then use. For another effect (in metric units) run "
-            f"`repliflow power {results.path} --effect X`.",
+            f"Sensitivity: for each comparison, the smallest true difference the current "
+            f"{plan['replicates']} replicates detect with {target} power (**detectable**, in metric units "
+            "and standardised by the observed SD), at the level (alpha) each comparison needs after its "
+            "correction; for an equivalence test, the narrowest bounds it shows with that power when the "
+            "means are equal. Power and the replicates needed are shown only for a declared smallest "
+            "effect size of interest (the hypothesis' `sesoi`), never for the observed difference: "
+            "power computed from it only restates the p-value. Power is the noncentral t's (paired "
+            "tests: on the replicate-paired differences); rank tests are planned as their t-test with "
+            "n × 3/π, their efficiency under normality; a metric with zero variance as the exact "
+            "permutation test the verifiers then use. To plan for another difference (in metric units) "
+            f"run `repliflow power {results.path} --effect X`.",
         )
     )
     rows = [
         [
             f"{r['hypothesis']} / {r['treatment']}",
             r["planned_as"],
-            num(r["effect"]),
+            num(r["observed_difference"]),
             num(r["sd"]),
-            num(r["standardized_effect"]),
             num(r["alpha_per_comparison"]),
             str(r["replicates"]),
+            power.detectable_text(r, DASH),
+            power.planned_text(r, DASH),
             num(r["power"]),
             str(r["replicates_needed"]) if r["replicates_needed"] else DASH,
             r["note"],
@@ -599,12 +655,13 @@ def _power(results: Results) -> list[Element]:
             headers=[
                 "hypothesis / treatment",
                 "planned as",
-                "difference",
+                "observed difference",
                 "SD",
-                "standardised",
                 "alpha",
                 "replicates",
-                "power now",
+                f"detectable at {target}",
+                "smallest effect of interest",
+                "power for it",
                 f"replicates for {target}",
                 "note",
             ],
@@ -628,9 +685,10 @@ def _power(results: Results) -> list[Element]:
                 ),
             )
         )
-    else:
+    sentences = power.summary(plan)
+    if sentences:
         blocks.append(
-            Element("p", "No comparison with an observed difference needs more than the current replicates.")
+            Element("ul", items=[sentence[0].upper() + sentence[1:] + "." for sentence in sentences])
         )
     return blocks
 

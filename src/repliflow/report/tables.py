@@ -125,8 +125,23 @@ RESULT_FIELDS: dict[str, Check] = {
         ["n_baseline", "n_treatment", "n_pairs", "n_missing_baseline", "n_missing_treatment"],
         _optional(SIZE),
     ),
-    **dict.fromkeys(["note", "alternative", "effect_size", "correction", "method"], _optional(TEXT)),
+    **dict.fromkeys(
+        ["note", "alternative", "effect_size", "correction", "method", "verdict"], _optional(TEXT)
+    ),
+    "equivalent": _optional(BOOL),
+    "equivalence_bounds": _optional(INTERVAL),
 }
+# a hypothesis' sesoi: {"value": x} or {"d": x}, x > 0
+SESOI: Check = (
+    lambda v: (
+        isinstance(v, dict)
+        and len(v) == 1
+        and next(iter(v)) in ("value", "d")
+        and _is_number(next(iter(v.values())))
+        and next(iter(v.values())) > 0
+    ),
+    "{value: X} or {d: X} with X > 0",
+)
 HYPOTHESIS_FIELDS: dict[str, Check] = {
     "name": NAME,
     "metric": NAME,
@@ -136,6 +151,9 @@ HYPOTHESIS_FIELDS: dict[str, Check] = {
     "params": _optional(OBJECT),
     "correction": CORRECTION,
     "alpha": LEVEL,
+    "sesoi": _optional(SESOI),
+    "correction_family": _optional(NAME),
+    "family_size": _optional(COUNT),
 }
 # A custom verifier may name its alternatives otherwise; the plan takes an
 # alternative it does not know as two-sided.

@@ -2,7 +2,9 @@
 
 Unpaired: ``welch_t``, ``student_t``, ``mann_whitney``, ``permutation`` and
 ``bootstrap``; paired by replicate index (replicate r of every condition shares
-its seed): ``paired_t`` and ``wilcoxon``. Every test is ``scipy.stats``'; the
+its seed): ``paired_t`` and ``wilcoxon``. Equivalence (TOST, Schuirmann 1987):
+``tost_welch`` and ``tost_paired``, whose bounds are the hypothesis' ``sesoi``
+(see ``tost``). Every test is ``scipy.stats``'; the
 one thing written here is the bootstrap p-value, read off the same BCa
 construction scipy uses for its interval (see ``bca_p_value``), and the one
 formula the exact permutation test has when nothing varies (``_extreme_p``).
@@ -36,7 +38,7 @@ from typing import Literal, NotRequired, Protocol, TypedDict
 import numpy as np
 from scipy import special, stats
 
-from repliflow.stats import BUILTIN_NAMES, PAIRED, RANK_BASED, effect
+from repliflow.stats import BUILTIN_NAMES, PAIRED, RANK_BASED, SESOI_KINDS, effect
 from repliflow.stats.effect import FloatArray
 
 NAN = float("nan")
@@ -98,6 +100,14 @@ class VerifierResult(TypedDict):
     seed: NotRequired[int]  # permutation and bootstrap
     degenerate: NotRequired[Literal["too_few", "zero_variance", "identical"]]
     note: NotRequired[str]
+    # equivalence (TOST): the bounds, how the sesoi was given, the two one-sided tests
+    equivalence_bounds: NotRequired[list[float]]
+    sesoi: NotRequired[dict[str, float]]
+    statistic_lower: NotRequired[float]
+    statistic_upper: NotRequired[float]
+    p_value_lower: NotRequired[float]
+    p_value_upper: NotRequired[float]
+    equivalent: NotRequired[bool]
 
 
 # The parts of scipy's results used here (scipy has no type annotations).
@@ -709,6 +719,151 @@ def bootstrap(
     return _run("bootstrap", baseline, treatment, alpha, alternative, False, test)
 
 
+# --- equivalence: two one-sided tests ---------------------------------------------------
+
+
+def sesoi_bound(sesoi: object, s: Samples) -> tuple[float, str, float]:
+    """(Delta, kind, size): the equivalence bound Delta in metric units (the
+    bounds are -Delta and +Delta) from a ``sesoi`` of ``{"value": x}`` (metric
+    units) or ``{"d": x}`` (standardised: x times the pooled SD of the two
+    conditions, or the SD of the paired differences; NaN with fewer than 2
+    values, 0 with none)."""
+    if not (isinstance(sesoi, dict) and len(sesoi) == 1 and next(iter(sesoi)) in SESOI_KINDS):
+        raise ValueError(
+            f"an equivalence test needs sesoi: {{value: X}} (metric units) or {{d: X}}, not {sesoi!r}"
+        )
+    kind, size = next(iter(sesoi.items()))
+    if isinstance(size, bool) or not isinstance(size, (int, float)) or not (math.isfinite(size) and size > 0):
+        raise ValueError(f"sesoi {kind} must be a positive number, not {size!r}")
+    if kind == "value":
+        return float(size), kind, float(size)
+    if s.paired:
+        sd = _sd(s.differences)
+    elif min(len(s.baseline), len(s.treatment)) > 1:
+        n1, n2 = len(s.baseline), len(s.treatment)
+        pooled = ((n1 - 1) * np.var(s.baseline, ddof=1) + (n2 - 1) * np.var(s.treatment, ddof=1)) / (
+            n1 + n2 - 2
+        )
+        sd = math.sqrt(float(pooled))
+    else:
+        sd = NAN
+    if s.enough and s.constant:
+        sd = 0.0
+    return float(size) * sd, kind, float(size)
+
+
+def tost(
+    method: str,
+    baseline: Sequence[float | None],
+    treatment: Sequence[float | None],
+    *,
+    alpha: float,
+    sesoi: object,
+    paired: bool,
+) -> VerifierResult:
+    """Schuirmann's (1987) two one-sided tests of equivalence within
+    (-Delta, Delta): H0 is |difference| >= Delta. The lower test (H0: difference
+    <= -Delta) and the upper one (H0: difference >= Delta) are ``scipy.stats``'
+    one-sided t-tests (Welch's, or the paired t) of the treatment shifted by
+    +Delta and -Delta; ``p_value`` is the larger of their p-values and
+    ``significant`` (p < alpha) means **equivalent**, which is exactly when the
+    1 - 2 alpha confidence interval of the difference lies inside the bounds
+    (that interval, and the effect sizes', are at level 1 - 2 alpha). With zero
+    variance the difference is exact: equivalent (p = 0) when it lies strictly
+    inside the bounds, otherwise not (p = 1)."""
+    if not 0 < alpha < 0.5:
+        raise ValueError(f"an equivalence test's alpha must lie strictly between 0 and 0.5, not {alpha!r}")
+    s = prepare(baseline, treatment, paired=paired)
+    out = _describe(method, s, alpha, "equivalence")
+    out["ci_level"] = 1 - 2 * alpha
+    bound, kind, size = sesoi_bound(sesoi, s)  # checks sesoi first, whatever the data
+    out["sesoi"] = {kind: size}
+    out["equivalence_bounds"] = [-bound, bound]
+    if not s.enough:
+        _too_few(out, s)
+        out["equivalent"] = False
+        return out
+    with warnings.catch_warnings():  # scipy warns (precision loss, 0/0) on degenerate inputs
+        warnings.simplefilter("ignore", RuntimeWarning)
+        diff = out["mean_difference"]
+        if s.constant or not bound > 0:
+            inside = bool(-bound < diff < bound)
+            if s.constant:
+                out["degenerate"] = "identical" if s.identical else "zero_variance"
+                what = (
+                    "the samples are identical: the difference is exactly 0"
+                    if s.identical
+                    else f"zero variance: the difference is exactly {diff:.6g}"
+                )
+            else:
+                what = f"the bound is 0 ({kind} {size:g} times an SD of 0)"
+            where = "inside" if inside else "not inside"
+            out["note"] = f"{what}, {where} the bounds ±{bound:.6g}"
+            out.update({"p_value": 0.0 if inside else 1.0, "mean_difference_ci": [diff, diff]})
+            out["mean_difference_ci_method"] = "exact (no variation)"
+        else:
+            lower, upper = _one_sided_pair(s, bound)
+            out.update(
+                {
+                    "statistic_lower": float(lower.statistic),
+                    "statistic_upper": float(upper.statistic),
+                    "p_value_lower": float(lower.pvalue),
+                    "p_value_upper": float(upper.pvalue),
+                    "df": float(lower.df),
+                }
+            )
+            worse = lower if lower.pvalue >= upper.pvalue else upper
+            out.update({"statistic": float(worse.statistic), "p_value": float(worse.pvalue)})
+            ci = _centred(s).confidence_interval(1 - 2 * alpha)
+            out["mean_difference_ci"] = [float(ci.low), float(ci.high)]
+            out["mean_difference_ci_method"] = "paired_t" if paired else "welch_t"
+        _effects(out, s, 2 * alpha, "two-sided")
+    _decide(out)
+    out["equivalent"] = out["significant"]
+    return out
+
+
+def _centred(s: Samples) -> _TTestResult:
+    """The two-sided t-test of the difference (its interval is the TOST's)."""
+    if s.paired:
+        paired: _TTestResult = stats.ttest_rel(s.treatment, s.baseline)
+        return paired
+    welch: _TTestResult = stats.ttest_ind(s.treatment, s.baseline, equal_var=False)
+    return welch
+
+
+def _one_sided_pair(s: Samples, bound: float) -> tuple[_TTestResult, _TTestResult]:
+    """The lower (H0: difference <= -bound) and upper (H0: difference >= bound)
+    one-sided t-tests: the treatment shifted by the bound, which leaves the
+    variances (and so the standard error and Welch's df) as they are."""
+    test = stats.ttest_rel if s.paired else functools.partial(stats.ttest_ind, equal_var=False)
+    lower: _TTestResult = test(s.treatment + bound, s.baseline, alternative="greater")
+    upper: _TTestResult = test(s.treatment - bound, s.baseline, alternative="less")
+    return lower, upper
+
+
+def tost_welch(
+    baseline: Sequence[float | None],
+    treatment: Sequence[float | None],
+    *,
+    alpha: float = 0.05,
+    sesoi: object = None,
+) -> VerifierResult:
+    """Equivalence of two independent samples: TOST with Welch's t (``tost``)."""
+    return tost("tost_welch", baseline, treatment, alpha=alpha, sesoi=sesoi, paired=False)
+
+
+def tost_paired(
+    baseline: Sequence[float | None],
+    treatment: Sequence[float | None],
+    *,
+    alpha: float = 0.05,
+    sesoi: object = None,
+) -> VerifierResult:
+    """Equivalence of replicate-paired samples: TOST with the paired t (``tost``)."""
+    return tost("tost_paired", baseline, treatment, alpha=alpha, sesoi=sesoi, paired=True)
+
+
 BUILTINS: dict[str, Callable[..., VerifierResult]] = {
     "welch_t": welch_t,
     "student_t": student_t,
@@ -717,6 +872,8 @@ BUILTINS: dict[str, Callable[..., VerifierResult]] = {
     "bootstrap": bootstrap,
     "paired_t": paired_t,
     "wilcoxon": wilcoxon,
+    "tost_welch": tost_welch,
+    "tost_paired": tost_paired,
 }
 assert tuple(BUILTINS) == BUILTIN_NAMES
 __all__ = ["BUILTINS", "PAIRED", "RANK_BASED", *BUILTIN_NAMES, "bca_p_value", "prepare"]

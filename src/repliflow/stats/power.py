@@ -1,20 +1,38 @@
-"""Power and replicate planning.
+"""Power, sensitivity and replicate planning.
 
-For every hypothesis x treatment of a finished run: the standardised effect
-(the observed difference in means, or a given one, over the observed SD: the
+For every hypothesis x treatment of a finished run, from the observed SD (the
 pooled SD of the two conditions, or the SD of the replicate-paired
-differences for paired tests), the power the current replicates have, and the
-replicates per condition that reach the target power (80% by default).
+differences for paired tests):
 
-Power is the noncentral t's (``scipy.stats.nct``), as R's ``power.t.test``
-and statsmodels' ``TTestIndPower``/``TTestPower`` compute it: two independent
-samples of n (df 2n - 2, noncentrality d sqrt(n/2)) or n pairs (df n - 1,
-noncentrality d_z sqrt(n)). Rank tests are planned as their t-test with n
-scaled by the asymptotic relative efficiency 3/pi (Mann-Whitney and Wilcoxon
-against t under normality; Lehmann 1975), ``permutation`` and ``bootstrap``
-as Welch's t (their large-sample equivalent), a custom verifier as Welch's t.
-With k treatments each comparison is planned at the level a correction
-demands of a lone true effect (alpha / k; alpha with ``correction: none``).
+* the **minimum detectable effect** at the current replicates: the smallest
+  true difference the test finds with the target power (80% by default), in
+  metric units and standardised (a sensitivity analysis);
+* only for a **declared** effect (the hypothesis' ``sesoi``, the smallest
+  effect size of interest, or ``repliflow power --effect``): the power the
+  current replicates have for it and the replicates per condition that reach
+  the target power. Replicates are never planned from the observed
+  difference: power computed from it is a restatement of the p-value, and
+  for a null result it asks for replicates to chase noise (the "observed
+  power" fallacy; Hoenig & Heisey 2001, The American Statistician 55:19-24).
+
+Power is the noncentral t's, as R's ``power.t.test`` and statsmodels'
+``TTestIndPower``/``TTestPower`` compute it: two independent samples of n
+(df 2n - 2, noncentrality d sqrt(n/2)) or n pairs (df n - 1, noncentrality
+d_z sqrt(n)). Each tail is the noncentral t's survival function (a lower tail
+as the upper tail of the mirrored distribution: scipy's ``nct.cdf`` returns
+NaN far in the lower tail, e.g. ``nct.cdf(-2.01, 49, 14.5)``), so power runs
+from alpha (no effect) to 1 (a large one) without NaN. Rank tests are planned
+as their t-test with n scaled by the asymptotic relative efficiency 3/pi
+(Mann-Whitney and Wilcoxon against t under normality; Lehmann 1975),
+``permutation`` and ``bootstrap`` as Welch's t (their large-sample
+equivalent), a custom verifier as Welch's t. An equivalence test (TOST) is
+planned for a true difference of 0 with its ``sesoi`` as the bounds: its
+power is the probability that both one-sided tests reject, taken as
+P(A) + P(B) - 1 (a lower bound of P(A and B), PowerTOST's "nct"
+approximation), and its sensitivity is the narrowest bound it shows with the
+target power. With k comparisons in a correction family each comparison is
+planned at the level a correction demands of a lone true effect (alpha / k;
+alpha with ``correction: none``).
 
 Raising ``replicates`` only adds jobs (the existing replicates are cached), so
 the plan ends with the exact command that extends the run. That command is
@@ -29,15 +47,15 @@ from __future__ import annotations
 
 import math
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 from repliflow.snakemake.command import DEFAULT_CONFIG
-from repliflow.stats import BUILTIN_NAMES, DEFAULT_CORRECTION, PAIRED, RANK_BASED
+from repliflow.stats import BUILTIN_NAMES, DEFAULT_CORRECTION, EQUIVALENCE, PAIRED, RANK_BASED
 from repliflow.stats.builtin import flat
 from repliflow.stats.corrections import per_comparison_alpha
 from repliflow.stats.effect import FloatArray
@@ -50,6 +68,24 @@ ARE_RANK = 3 / math.pi
 MAX_REPLICATES = 10_000_000
 
 
+def upper_tail(t: float, df: float, ncp: float) -> float:
+    """P(T > t) for T noncentral t with ``df`` degrees of freedom and noncentrality
+    ``ncp``. scipy's survival function is accurate across the planning range
+    (checked in the tests against numerical integration of the density); if it
+    ever gives no number, the normal approximation of Abramowitz & Stegun
+    26.7.10 stands in."""
+    value = float(stats.nct.sf(t, df, ncp))
+    if not math.isfinite(value):
+        z = (t * (1 - 1 / (4 * df)) - ncp) / math.sqrt(1 + t * t / (2 * df))
+        value = float(stats.norm.sf(z))
+    return min(1.0, max(0.0, value))
+
+
+def _df_scale(n: float, paired: bool) -> tuple[float, float]:
+    """(degrees of freedom, noncentrality per unit of standardised effect)."""
+    return (n - 1, math.sqrt(n)) if paired else (2 * n - 2, math.sqrt(n / 2))
+
+
 def power(
     effect: float, n: float, *, alpha: float = 0.05, alternative: str = "two-sided", paired: bool = False
 ) -> float:
@@ -60,16 +96,51 @@ def power(
     if math.isinf(effect):  # zero variance: certain, unless a one-sided test looks the other way
         wrong_way = (alternative == "greater" and effect < 0) or (alternative == "less" and effect > 0)
         return 0.0 if wrong_way else 1.0
-    df = n - 1 if paired else 2 * n - 2
+    df, scale = _df_scale(n, paired)
     if df <= 0:
         return math.nan
-    ncp = effect * math.sqrt(n if paired else n / 2)
+    ncp = effect * scale
     if alternative == "greater":
-        return float(stats.nct.sf(stats.t.isf(alpha, df), df, ncp))
-    if alternative == "less":
-        return float(stats.nct.cdf(-stats.t.isf(alpha, df), df, ncp))
-    crit = stats.t.isf(alpha / 2, df)
-    return float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
+        return upper_tail(float(stats.t.isf(alpha, df)), df, ncp)
+    if alternative == "less":  # P(T < -c | ncp) = P(T > c | -ncp): T(ncp) is -T(-ncp)
+        return upper_tail(float(stats.t.isf(alpha, df)), df, -ncp)
+    crit = float(stats.t.isf(alpha / 2, df))
+    return min(1.0, upper_tail(crit, df, ncp) + upper_tail(crit, df, -ncp))
+
+
+def tost_power(
+    bound: float, n: float, *, alpha: float = 0.05, paired: bool = False, effect: float = 0.0
+) -> float:
+    """Power of the two one-sided tests to show equivalence within the
+    standardised bounds (-bound, bound) when the true standardised difference
+    is ``effect``: P(A) + P(B) - 1 for the two one-sided rejections A and B (a
+    lower bound of P(A and B); PowerTOST's "nct" method), at least 0."""
+    if math.isnan(bound) or math.isnan(effect) or bound <= 0:
+        return math.nan if math.isnan(bound) or math.isnan(effect) else 0.0
+    df, scale = _df_scale(n, paired)
+    if df <= 0:
+        return math.nan
+    crit = float(stats.t.isf(alpha, df))
+    lower = upper_tail(crit, df, (effect + bound) * scale)  # rejects H0: difference <= -bound
+    upper = upper_tail(crit, df, (bound - effect) * scale)  # rejects H0: difference >= bound
+    return max(0.0, lower + upper - 1)
+
+
+def _fewest(enough: Callable[[int], bool]) -> int | None:
+    """The fewest replicates (>= 2) for which ``enough`` holds, when it holds for
+    every larger number too; None beyond MAX_REPLICATES."""
+    lo, hi = 1, 2
+    while not enough(hi):
+        lo, hi = hi, hi * 2
+        if hi > MAX_REPLICATES:
+            if enough(MAX_REPLICATES):
+                hi = MAX_REPLICATES
+                break
+            return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if enough(mid) else (mid, hi)
+    return hi
 
 
 def replicates_needed(
@@ -86,19 +157,64 @@ def replicates_needed(
     test, or more than MAX_REPLICATES)."""
     if math.isnan(effect) or effect == 0:
         return None
+    return _fewest(
+        lambda n: power(effect, n * efficiency, alpha=alpha, alternative=alternative, paired=paired) >= target
+    )
 
-    def enough(n: int) -> bool:
-        return power(effect, n * efficiency, alpha=alpha, alternative=alternative, paired=paired) >= target
 
-    lo, hi = 1, 2
-    while not enough(hi):
-        lo, hi = hi, hi * 2
-        if hi > MAX_REPLICATES:
-            return None
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if enough(mid) else (mid, hi)
-    return hi
+def tost_replicates_needed(
+    bound: float, *, target: float = TARGET_POWER, alpha: float = 0.05, paired: bool = False
+) -> int | None:
+    """The fewest replicates per condition for which the TOST with standardised
+    bounds (-bound, bound) shows equivalence of equal means with power ``target``."""
+    if math.isnan(bound) or bound <= 0:
+        return None
+    return _fewest(lambda n: tost_power(bound, n, alpha=alpha, paired=paired) >= target)
+
+
+def _smallest(reach: Callable[[float], float], target: float) -> float:
+    """The smallest x > 0 with reach(x) >= target, for ``reach`` rising in x."""
+    if reach(0.0) >= target:
+        return 0.0
+    hi = 1.0
+    while reach(hi) < target:
+        hi *= 2
+        if hi > 1e6:
+            return math.nan
+    root: float = optimize.brentq(lambda x: reach(x) - target, 0.0, hi, xtol=1e-10, rtol=1e-10)
+    return root
+
+
+def minimum_detectable_effect(
+    n: float,
+    *,
+    target: float = TARGET_POWER,
+    alpha: float = 0.05,
+    alternative: str = "two-sided",
+    paired: bool = False,
+    efficiency: float = 1.0,
+) -> float:
+    """The smallest standardised effect the t-test detects with power ``target``
+    at ``n`` replicates per condition (n pairs): positive, negative for
+    ``alternative="less"``; NaN below 2 replicates."""
+    if _df_scale(n * efficiency, paired)[0] <= 0:
+        return math.nan
+    sign = -1.0 if alternative == "less" else 1.0
+
+    def reach(d: float) -> float:
+        return power(sign * d, n * efficiency, alpha=alpha, alternative=alternative, paired=paired)
+
+    return sign * _smallest(reach, target)
+
+
+def smallest_equivalence_bound(
+    n: float, *, target: float = TARGET_POWER, alpha: float = 0.05, paired: bool = False
+) -> float:
+    """The narrowest standardised bound the TOST shows with power ``target`` when
+    the means are equal, at ``n`` replicates per condition (n pairs)."""
+    if _df_scale(n, paired)[0] <= 0:
+        return math.nan
+    return _smallest(lambda b: tost_power(b, n, alpha=alpha, paired=paired) if b > 0 else 0.0, target)
 
 
 def permutation_replicates(alpha: float, alternative: str = "two-sided", paired: bool = False) -> int:
@@ -121,22 +237,31 @@ class Row:
     treatment: str
     verifier: str
     design: str  # "paired" or "unpaired"
+    test: str  # "difference" or "equivalence"
     planned_as: str
     alpha: float
     alpha_per_comparison: float
     alternative: str
-    effect: float  # difference in means, metric units
-    effect_source: str  # "observed" or "given"
+    observed_difference: float  # treatment minus baseline, metric units: shown, never planned from
     sd: float
-    standardized_effect: float
     replicates: int
-    power: float
-    replicates_needed: int | None
+    # the smallest true difference found with the target power at these replicates
+    # (an equivalence test: the narrowest bound shown when the means are equal)
+    detectable: float  # metric units
+    detectable_standardized: float
+    # the declared effect (a difference test) or equivalence bound (TOST); NaN when none
+    effect: float  # metric units
+    effect_source: str  # "sesoi" (the hypothesis'), "given" (--effect) or "none"
+    standardized_effect: float
+    power: float  # for the declared effect; NaN when none
+    replicates_needed: int | None  # for the declared effect; None when none or none reach it
     note: str = ""
 
 
 def _plan_as(verifier: str) -> tuple[bool, float, str]:
     """(paired, efficiency against the t-test, what the plan models)."""
+    if verifier in EQUIVALENCE:
+        return verifier in PAIRED, 1.0, "TOST, paired t" if verifier in PAIRED else "TOST, Welch t"
     if verifier in PAIRED:
         if verifier in RANK_BASED:
             return True, ARE_RANK, "paired t, n × 3/π"
@@ -156,6 +281,32 @@ def _pairs(baseline: Sequence[float], treatment: Sequence[float]) -> FloatArray:
     return b[both] - a[both]
 
 
+def declared_effect(
+    hypothesis: Mapping[str, Any], sd: float, effect: float | None
+) -> tuple[float, float, str]:
+    """(metric units, standardised, source) of the effect to plan for: ``effect``
+    (``--effect``, metric units, signed) when given, else the hypothesis'
+    ``sesoi`` (``{"value": x}`` or ``{"d": x}``, a magnitude, pointed the way a
+    one-sided alternative looks), else none (NaN, NaN, "none")."""
+    alternative = (hypothesis.get("params") or {}).get("alternative", "two-sided")
+    sign = -1.0 if alternative == "less" else 1.0
+    sesoi = hypothesis.get("sesoi")
+    if effect is not None:
+        diff, source = float(effect), "given"
+    elif isinstance(sesoi, Mapping) and isinstance(sesoi.get("value"), (int, float)):
+        diff, source = sign * float(sesoi["value"]), "sesoi"
+    elif isinstance(sesoi, Mapping) and isinstance(sesoi.get("d"), (int, float)):
+        d = sign * float(sesoi["d"])
+        return (d * sd if math.isfinite(sd) else math.nan), d, "sesoi"
+    else:
+        return math.nan, math.nan, "none"
+    if math.isnan(sd):
+        return diff, math.nan, source
+    if sd == 0:
+        return diff, (math.nan if diff == 0 else math.copysign(math.inf, diff)), source
+    return diff, diff / sd, source
+
+
 def replicate_row(
     hypothesis: Mapping[str, Any],
     treatment: str,
@@ -170,6 +321,9 @@ def replicate_row(
     verifier = hypothesis["verifier"]
     alpha = float(params.get("alpha", 0.05))
     alternative = params.get("alternative", "two-sided")
+    equivalence = verifier in EQUIVALENCE
+    if equivalence:
+        alternative = "equivalence"
     correction = hypothesis.get("correction", DEFAULT_CORRECTION)
     alpha_c = per_comparison_alpha(alpha, k, correction)
     paired, efficiency, planned_as = _plan_as(verifier)
@@ -189,32 +343,55 @@ def replicate_row(
         constant = n > 1 and flat(a) and flat(b)
     if constant:
         sd = 0.0
-    diff = observed if effect is None else float(effect)
-    note = ""
+    diff, d, source = declared_effect(hypothesis, sd, effect)
+    if equivalence:  # bounds are symmetric: a magnitude
+        diff, d = abs(diff), abs(d)
+    notes = []
+    achieved, needed = math.nan, None
+    detectable = detectable_d = math.nan
     if math.isnan(sd):
-        d = math.nan
-        note = "fewer than 2 values: no variance to plan with"
+        notes.append("fewer than 2 values: no variance to plan with")
+    elif sd == 0 and equivalence:
+        notes.append("zero variance: the TOST is decided by the difference itself, no plan needed")
     elif sd == 0:
-        d = math.nan if diff == 0 else math.copysign(math.inf, diff)
-        note = "zero variance" if diff else "no variation"
-    else:
-        d = diff / sd
-    if not note and diff == 0:
-        note = "no difference to detect"
-    if math.isinf(d):
         planned_as = "exact permutation test"
-        # the direction the alternative looks in
-        reachable = power(d, 2, alpha=alpha_c, alternative=alternative, paired=paired) == 1.0
-        needed = permutation_replicates(alpha_c, alternative, paired) if reachable else None
-        achieved = float(needed is not None and n >= needed)
+        needed_any = permutation_replicates(alpha_c, alternative, paired)
+        # any difference (the way the alternative looks) once the permutation test can reach alpha
+        detectable = 0.0 if n >= needed_any else math.inf
+        notes.append("zero variance" if observed else "no variation")
+        if source != "none" and not math.isnan(d):
+            reachable = power(d, 2, alpha=alpha_c, alternative=alternative, paired=paired) == 1.0
+            needed = needed_any if reachable else None
+            achieved = float(needed is not None and n >= needed)
     else:
-        achieved = (
-            power(d, n * efficiency, alpha=alpha_c, alternative=alternative, paired=paired)
-            if n > 1
-            else math.nan
-        )
-        needed = replicates_needed(
-            d, target=target, efficiency=efficiency, alpha=alpha_c, alternative=alternative, paired=paired
+        if equivalence:
+            detectable_d = smallest_equivalence_bound(n, target=target, alpha=alpha_c, paired=paired)
+            if source != "none":
+                achieved = tost_power(d, n, alpha=alpha_c, paired=paired)
+                needed = tost_replicates_needed(d, target=target, alpha=alpha_c, paired=paired)
+        else:
+            detectable_d = minimum_detectable_effect(
+                n, target=target, alpha=alpha_c, alternative=alternative, paired=paired, efficiency=efficiency
+            )
+            if source != "none":
+                achieved = power(d, n * efficiency, alpha=alpha_c, alternative=alternative, paired=paired)
+                needed = replicates_needed(
+                    d,
+                    target=target,
+                    efficiency=efficiency,
+                    alpha=alpha_c,
+                    alternative=alternative,
+                    paired=paired,
+                )
+        detectable = detectable_d * sd
+    if source != "none" and diff == 0:
+        notes.append("a declared difference of 0 cannot be detected")
+    elif source != "none" and needed is None and not achieved >= target and not math.isnan(d):
+        wrong_way = (alternative == "greater" and d < 0) or (alternative == "less" and d > 0)
+        notes.append(
+            f"{alternative} test: the declared difference lies the other way"
+            if wrong_way
+            else f"no number of replicates up to {MAX_REPLICATES:,} reaches {target:.0%} power"
         )
     return Row(
         hypothesis=hypothesis["name"],
@@ -222,18 +399,22 @@ def replicate_row(
         treatment=treatment,
         verifier=verifier,
         design="paired" if paired else "unpaired",
+        test="equivalence" if equivalence else "difference",
         planned_as=planned_as,
         alpha=alpha,
         alpha_per_comparison=alpha_c,
         alternative=alternative,
-        effect=diff,
-        effect_source="observed" if effect is None else "given",
+        observed_difference=observed,
         sd=sd,
-        standardized_effect=d,
         replicates=n,
+        detectable=detectable,
+        detectable_standardized=detectable_d,
+        effect=diff,
+        effect_source=source,
+        standardized_effect=d,
         power=achieved,
         replicates_needed=needed,
-        note=note,
+        note="; ".join(notes),
     )
 
 
@@ -297,7 +478,7 @@ def replicate_plan(
                     treatment,
                     results.values.get(("baseline", h["metric"]), []),
                     results.values.get((treatment, h["metric"]), []),
-                    k=len(treatments),
+                    k=int(h.get("family_size") or len(treatments)),
                     effect=effect,
                     target=target,
                 )
@@ -336,17 +517,68 @@ def replicate_plan(
     }
 
 
+def detectable_text(row: Mapping[str, Any], dash: str = "-") -> str:
+    """The sensitivity cell: ``0.42 (d 0.57)``, an equivalence test's ``±0.42 (d 0.57)``."""
+    value, d = row["detectable"], row["detectable_standardized"]
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return dash
+    sign = "±" if row.get("test") == "equivalence" else ""
+    if isinstance(d, float) and math.isfinite(d):
+        return f"{sign}{value:.4g} (d {d:.3g})"
+    return f"{sign}{value:.4g}".replace("inf", "∞")
+
+
+def planned_text(row: Mapping[str, Any], dash: str = "-") -> str:
+    """The declared-effect cell: ``0.5 (sesoi, d 0.68)``, or ``-`` when none is declared."""
+    if row["effect_source"] == "none":
+        return dash
+    value, d = row["effect"], row["standardized_effect"]
+    sign = "±" if row.get("test") == "equivalence" else ""
+    shown = f"{sign}{value:.4g}" if isinstance(value, float) and math.isfinite(value) else dash
+    standard = f", d {d:.3g}" if isinstance(d, float) and math.isfinite(d) else ""
+    return f"{shown} ({row['effect_source']}{standard})"
+
+
+def summary(result: ReplicatePlan) -> list[str]:
+    """What the plan concludes, a sentence per kind of row: no declared effect,
+    enough replicates already, none enough (the text and the report say these)."""
+    target = f"{result['target_power'] * 100:.0f}%"
+    rows = result["rows"]
+
+    def names(selected: list[dict[str, Any]]) -> str:
+        return ", ".join(f"{r['hypothesis']}/{r['treatment']}" for r in selected)
+
+    lines = []
+    undeclared = [r for r in rows if r["effect_source"] == "none"]
+    if undeclared:
+        lines.append(
+            f"no smallest effect of interest is declared for {names(undeclared)}: 'detectable' is the "
+            f"smallest true difference the current replicates find with {target} power; to plan "
+            "replicates, set sesoi on the hypothesis ({value: X} in metric units or {d: X}) or pass "
+            "--effect X (replicates are never planned from the observed difference)"
+        )
+    declared = [r for r in rows if r["effect_source"] != "none"]
+    enough = [r for r in declared if isinstance(r["power"], float) and r["power"] >= result["target_power"]]
+    if enough:
+        lines.append(f"the current replicates already give {target} power for {names(enough)}")
+    short = [r for r in declared if r not in enough and not r["replicates_needed"]]
+    if short:
+        lines.append(f"no number of replicates gives {target} power for {names(short)} (see the notes)")
+    return lines
+
+
 def format_replicate_plan(result: ReplicatePlan, results_dir: str) -> str:
     """``repliflow power``'s text output."""
     target = f"{result['target_power'] * 100:.0f}%"
     headers = [
         "hypothesis/treatment",
         "planned as",
-        "difference",
+        "observed difference",
         "SD",
-        "d",
         "alpha",
         "n",
+        f"detectable at {target}",
+        "planned for",
         "power",
         f"n for {target}",
     ]
@@ -356,36 +588,33 @@ def format_replicate_plan(result: ReplicatePlan, results_dir: str) -> str:
             [
                 f"{r['hypothesis']}/{r['treatment']}",
                 r["planned_as"],
-                f"{r['effect']:.4g}",
+                f"{r['observed_difference']:.4g}",
                 f"{r['sd']:.4g}",
-                f"{r['standardized_effect']:.3g}",
                 f"{r['alpha_per_comparison']:.3g}",
                 str(r["replicates"]),
-                f"{r['power']:.2f}",
+                detectable_text(r),
+                planned_text(r),
+                "-" if math.isnan(r["power"]) else f"{r['power']:.2f}",
                 str(r["replicates_needed"] or "-") + (f"  ({r['note']})" if r["note"] else ""),
             ]
         )
     widths = [max(len(row[i]) for row in table) for i in range(len(headers) - 1)]
-    source = "given" if any(r["effect_source"] == "given" for r in result["rows"]) else "observed"
-    lines = [
-        f"power in {results_dir}: {result['replicates']} replicates per condition now; "
-        f"differences are {source}"
-    ]
+    lines = [f"power in {results_dir}: {result['replicates']} replicates per condition now"]
     lines += [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
         for row in table
     ]
     if not result["rows"]:
         lines.append("no hypotheses: nothing to plan")
-    elif result["extend"]:
+        return "\n".join(lines)
+    if result["extend"]:
         lines.append("raising replicates only adds jobs (existing replicates are reused); to extend the run:")
         for e in result["extend"]:
             lines.append(f"  # {target} power for {', '.join(e['reaches_target_for'])}")
             lines.append(f"  {e['command']}")
         if result.get("note"):
             lines.append(f"note: {result['note']}")
-    else:
-        lines.append(f"the current replicates already give {target} power wherever a difference was seen")
+    lines += summary(result)
     return "\n".join(lines)
 
 

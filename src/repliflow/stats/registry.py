@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from repliflow.core.stepcode import function_info, load_module, resolve_code_path
 from repliflow.errors import ConfigError
-from repliflow.stats import BUILTIN_NAMES, BUILTIN_PARAMS, PARAM_CHOICES
+from repliflow.stats import (
+    BUILTIN_NAMES,
+    BUILTIN_PARAMS,
+    DEFAULT_CORRECTION,
+    EQUIVALENCE,
+    FROM_HYPOTHESIS,
+    PARAM_CHOICES,
+)
 
 if TYPE_CHECKING:
     from repliflow.stats.builtin import VerifierResult
@@ -27,7 +34,15 @@ if TYPE_CHECKING:
 # (the aggregate checks what it gets).
 Verifier = Callable[..., Mapping[str, object]]
 
-__all__ = ["BUILTIN_NAMES", "check_params", "check_verifier", "resolve_verifier"]  # and BUILTINS, lazily
+__all__ = [
+    "BUILTIN_NAMES",
+    "check_families",
+    "check_params",
+    "check_sesoi",
+    "check_verifier",
+    "family_of",
+    "resolve_verifier",
+]  # and BUILTINS, lazily
 
 
 def __getattr__(name: str) -> dict[str, Callable[..., VerifierResult]]:
@@ -48,7 +63,15 @@ def check_params(spec: str, params: object, *, key: str) -> None:
         return
     if not isinstance(params, dict):
         raise ConfigError(f"expected a mapping of parameter names to values, not {_shown(params)}", key=key)
-    accepted = BUILTIN_PARAMS[spec]
+    accepted = tuple(name for name in BUILTIN_PARAMS[spec] if name not in FROM_HYPOTHESIS)
+    given = sorted(str(name) for name in params if name in FROM_HYPOTHESIS)
+    if given:
+        where = key.removesuffix(".params")
+        raise ConfigError(
+            f"verifier '{spec}' takes {given[0]} from the hypothesis, not from its params: set "
+            f"{where}.{given[0]} (e.g. {{value: 0.5}} in metric units, or {{d: 0.3}})",
+            key=f"{key}.{given[0]}",
+        )
     unknown = sorted(str(name) for name in params if name not in accepted)
     if unknown:
         raise ConfigError(
@@ -58,10 +81,59 @@ def check_params(spec: str, params: object, *, key: str) -> None:
         )
     for name, value in params.items():
         problem = _bad_value(name, value)
+        if name == "alpha" and not problem and spec in EQUIVALENCE and _is_number(value) and value >= 0.5:
+            problem = "must be below 0.5 for an equivalence test (its interval is at level 1 - 2 alpha)"
         if problem:
             raise ConfigError(
                 f"verifier '{spec}': {name} {problem}, not {_shown(value)}", key=f"{key}.{name}"
             )
+
+
+def check_sesoi(spec: str, hypothesis: Mapping[str, object], *, key: str) -> None:
+    """An equivalence verifier's bounds come from the hypothesis' ``sesoi``: it
+    must be there (the schema checks its shape)."""
+    if spec in EQUIVALENCE and not hypothesis.get("sesoi"):
+        raise ConfigError(
+            f"verifier '{spec}' is an equivalence test and needs its bounds: set {key}.sesoi to "
+            "{value: X} (the smallest difference of interest in metric units; the bounds are -X and +X) "
+            "or {d: X} (standardised)",
+            key=f"{key}.sesoi",
+        )
+
+
+def family_of(hypothesis: Mapping[str, Any]) -> str:
+    """A hypothesis' correction family: its ``correction_family``, else its own name."""
+    family = hypothesis.get("correction_family") or hypothesis["name"]
+    return str(family)
+
+
+def _setting(hypothesis: Mapping[str, Any], what: str) -> object:
+    if what == "correction":
+        return hypothesis.get("correction", DEFAULT_CORRECTION)
+    return (hypothesis.get("params") or {}).get("alpha", 0.05)
+
+
+def check_families(hypotheses: Sequence[Mapping[str, Any]]) -> None:
+    """The hypotheses of one correction family share their correction and alpha:
+    their p-values are adjusted together, by one method at one level."""
+    first: dict[str, int] = {}
+    for index, hypothesis in enumerate(hypotheses):
+        family = family_of(hypothesis)
+        if family not in first:
+            first[family] = index
+            continue
+        other = hypotheses[first[family]]
+        for what in ("correction", "alpha"):
+            theirs, this = _setting(other, what), _setting(hypothesis, what)
+            if this != theirs:
+                at = index if hypothesis.get("correction_family") else first[family]
+                raise ConfigError(
+                    f"hypotheses '{other['name']}' and '{hypothesis['name']}' are in correction family "
+                    f"'{family}' but their {what} differs ({theirs} and {this}): a family is adjusted by "
+                    f"one correction at one alpha; give them the same {what} or different "
+                    "correction_family names",
+                    key=f"hypotheses.{at}.correction_family",
+                )
 
 
 def _shown(value: object) -> str:

@@ -25,13 +25,25 @@ verifies the sha256 of whatever it skips (``runner``).
 Corruption that keeps both the size and the mtime is invisible here:
 ``repliflow audit`` finds it by hashing and prints the command that repairs
 it.
+
+What a manifest lists is remembered in ``.snakemake/repliflow-inventory``
+(names and sizes, no sha256), keyed by the manifest's inode, size and mtime,
+so that an unchanged manifest is not parsed again: at 200,000 outputs the
+manifests are 50 MB of JSON, which took longer to parse than checking every
+file they list. ``aggregate`` writes it from the manifests it reads anyway,
+so the first re-run after a run already finds it; a manifest that changed
+(a job rewrites it atomically: a new inode) is parsed again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import marshal
 import os
 import stat
+import struct
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +52,7 @@ from typing import Any
 from repliflow.core.plan import Plan
 from repliflow.core.records import KEY, MANIFEST_SCHEMA
 from repliflow.errors import RepliflowError
-from repliflow.store.layout import TABLES, ResultsLayout
+from repliflow.store.layout import SIDECAR_SUFFIX, TABLES, ResultsLayout
 from repliflow.store.pathgate import EXTENSIONS, read_json
 
 
@@ -51,8 +63,19 @@ class Repair:
     failed: tuple[int, ...] = ()  # replicates its manifest records as failed (on_failure: missing)
 
 
-# a listed store file: (manifest, file name, recorded size or None, when the manifest was written)
-_Wanted = tuple[str, str, int | None, int]
+# a listed step: (key, output suffix, recorded output size, recorded sidecar size; None: not recorded)
+_Step = tuple[str, str, int | None, int | None]
+# a listed step to check: (manifest, when it was written, key, output suffix, sizes as in _Step)
+_Wanted = tuple[str, int, str, str, int | None, int | None]
+# what identifies a manifest's content without reading it: (inode, size, mtime in ns)
+_Stamp = tuple[int, int, int]
+
+INVENTORY = Path(".snakemake", "repliflow-inventory")
+_INVENTORY_HEADER = ("repliflow.inventory/1", MANIFEST_SCHEMA)
+
+
+def _stamp(info: os.stat_result) -> _Stamp:
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def reconcile(plan: Plan, workdir: str | Path = ".") -> list[Repair]:
@@ -66,14 +89,22 @@ def reconcile(plan: Plan, workdir: str | Path = ".") -> list[Repair]:
     tables_made = any(os.path.lexists(layout.table(name)) for name in TABLES)
     store = Path(layout.store)
     repairs: list[Repair] = []
-    # per store folder: (manifest, file name, recorded size, when the manifest was written)
+    # per store folder: the steps listed there
     wanted: dict[str, list[_Wanted]] = {}
+    known = _read_inventory(workdir / INVENTORY)
+    parsed: dict[str, tuple[_Stamp, list[_Step], tuple[int, ...]]] = {}
     for manifest_path in plan.all_manifests():
         path = workdir / manifest_path
         try:
-            written = os.lstat(path).st_mtime_ns
-            manifest = read_json(path, "manifest")
-            files, failed = _listed(manifest, _block_of(manifest_path))
+            info = os.lstat(path)
+            written, stamp = info.st_mtime_ns, _stamp(info)
+            remembered = known.get(manifest_path)
+            if remembered is not None and remembered[0] == stamp and stat.S_ISREG(info.st_mode):
+                steps, failed = remembered[1], remembered[2]
+            else:
+                manifest = read_json(path, "manifest")
+                steps, failed = _listed(manifest, _block_of(manifest_path))
+                parsed[manifest_path] = (stamp, steps, failed)
         except FileNotFoundError:
             if tables_made:
                 repairs.append(Repair(manifest_path, f"{manifest_path} is missing"))
@@ -89,8 +120,16 @@ def reconcile(plan: Plan, workdir: str | Path = ".") -> list[Repair]:
             repairs.append(
                 Repair(manifest_path, f"replicate(s) {shown} failed (on_failure: missing): retrying", failed)
             )
-        for folder, name, size in files:
-            wanted.setdefault(folder, []).append((manifest_path, name, size, written))
+        for key, suffix, size, sidecar_size in steps:
+            folder = key[:2]
+            entries = wanted.get(folder)
+            if entries is None:
+                entries = wanted[folder] = []
+            entries.append((manifest_path, written, key, suffix, size, sidecar_size))
+    if parsed:
+        # remember what was parsed, with what was remembered and is still named
+        kept = {path: known[path] for path in plan.all_manifests() if path in known and path not in parsed}
+        _write_inventory(workdir / INVENTORY, {**kept, **parsed}.items())
     damaged = _damaged(store, wanted)
     seen = {repair.target for repair in repairs}
     for target in killed:
@@ -133,11 +172,9 @@ class _Malformed(Exception):
 _SUFFIXES = frozenset(f".{ext}" for ext in EXTENSIONS.values())
 
 
-def _listed(
-    manifest: Any, block: tuple[int, int] | None
-) -> tuple[list[tuple[str, str, int | None]], tuple[int, ...]]:
-    """The store files a manifest lists, as (folder, name, recorded size), and
-    the replicates it records as failed. The shape is checked only as far as
+def _listed(manifest: Any, block: tuple[int, int] | None) -> tuple[list[_Step], tuple[int, ...]]:
+    """The steps a manifest lists, as (key, output suffix, recorded output
+    size, recorded sidecar size), and the replicates it records as failed. The shape is checked only as far as
     reading it needs (readers check the rest, records.check_manifest): this
     runs on every manifest at the start of every run. ``manifest`` is the
     parsed JSON, unchecked (Any): a wrong shape surfaces as the KeyError,
@@ -148,7 +185,7 @@ def _listed(
         lo, hi, replicates = manifest["lo"], manifest["hi"], manifest["replicates"]
         if block is not None and (lo, hi) != block or len(replicates) != hi - lo:
             raise _Malformed(f"it describes replicates {lo}..{hi - 1}, not its block's")
-        files: list[tuple[str, str, int | None]] = []
+        steps: list[_Step] = []
         failed: list[int] = []
         for replicate in replicates:
             if replicate.get("failed"):
@@ -157,11 +194,107 @@ def _listed(
                 key, name = step["key"], step["file"]
                 if KEY.match(key) is None or not name.startswith(key) or name[len(key) :] not in _SUFFIXES:
                     raise _Malformed(f"it lists the file {name!r} for key {key!r}")
-                files.append((key[:2], name, _size(step.get("bytes"))))
-                files.append((key[:2], f"{key}.meta.json", _size(step.get("sidecar_bytes"))))
+                steps.append(
+                    (key, name[len(key) :], _size(step.get("bytes")), _size(step.get("sidecar_bytes")))
+                )
     except (KeyError, TypeError, AttributeError) as exc:
         raise _Malformed(f"{type(exc).__name__}: {exc}") from None
-    return files, tuple(failed)
+    return steps, tuple(failed)
+
+
+_LENGTH = struct.Struct("<Q")
+
+
+def _read_inventory(path: Path) -> dict[str, tuple[_Stamp, list[_Step], tuple[int, ...]]]:
+    """The inventory of the manifests (``INVENTORY``): per manifest path, its
+    stamp, steps and failed replicates; empty when missing or unreadable (the
+    manifests are then parsed, as without it). Length-prefixed ``marshal``
+    records: data only, never code that runs."""
+    try:
+        data = memoryview(path.read_bytes())
+    except OSError:
+        return {}
+    known: dict[str, tuple[_Stamp, list[_Step], tuple[int, ...]]] = {}
+    try:
+        offset, header = _record(data, 0)
+        if header != _INVENTORY_HEADER:
+            return {}
+        while offset < len(data):
+            offset, record = _record(data, offset)
+            manifest_path, stamp, steps, failed = record
+            if not (isinstance(manifest_path, str) and type(stamp) is tuple and type(steps) is list):
+                return {}
+            known[manifest_path] = (stamp, steps, failed)
+    except (EOFError, ValueError, TypeError, struct.error):
+        return {}
+    return known
+
+
+def _record(data: memoryview, offset: int) -> tuple[int, Any]:
+    (length,) = _LENGTH.unpack_from(data, offset)
+    start = offset + _LENGTH.size
+    if start + length > len(data):
+        raise EOFError("a truncated record")
+    return start + length, marshal.loads(data[start : start + length])
+
+
+_Record = tuple[str, tuple[_Stamp, list[_Step], tuple[int, ...]]]
+
+
+def _write_inventory(path: Path, records: Iterable[_Record]) -> None:
+    """Write the inventory atomically (a temporary file renamed over it), one
+    record at a time; a failure to write it costs the next run a parse,
+    nothing else."""
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            blob = marshal.dumps(_INVENTORY_HEADER)
+            handle.write(_LENGTH.pack(len(blob)) + blob)
+            for manifest_path, (stamp, steps, failed) in records:
+                blob = marshal.dumps((manifest_path, stamp, steps, failed))
+                handle.write(_LENGTH.pack(len(blob)) + blob)
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+
+
+def remember_manifests(
+    manifests: Mapping[str, Any], stamps: Mapping[str, _Stamp], workdir: str | Path = "."
+) -> None:
+    """Write the inventory from manifests already parsed (``aggregate`` reads
+    every one): ``manifests`` by path relative to ``workdir``, ``stamps``
+    taken before they were read (``manifest_stamps``). A manifest whose
+    stamp changed meanwhile, or that does not read as a block manifest, is
+    left out: the next run parses it."""
+    workdir = Path(workdir)
+    now = manifest_stamps(manifests, workdir)
+
+    def records() -> Iterable[_Record]:
+        for manifest_path, manifest in manifests.items():
+            stamp = now.get(manifest_path)
+            if stamp is None or stamps.get(manifest_path) != stamp:
+                continue
+            try:
+                steps, failed = _listed(manifest, _block_of(manifest_path))
+            except _Malformed:
+                continue
+            yield manifest_path, (stamp, steps, failed)
+
+    if (workdir / INVENTORY).parent.is_dir():
+        _write_inventory(workdir / INVENTORY, records())
+
+
+def manifest_stamps(paths: Iterable[str], workdir: str | Path = ".") -> dict[str, _Stamp]:
+    """The stamp (inode, size, mtime) of each regular file of ``paths``
+    (relative to ``workdir``)."""
+    found: dict[str, _Stamp] = {}
+    for path in paths:
+        with contextlib.suppress(OSError):
+            info = os.lstat(Path(workdir) / path)
+            if stat.S_ISREG(info.st_mode):
+                found[path] = _stamp(info)
+    return found
 
 
 def _size(value: object) -> int | None:
@@ -175,10 +308,10 @@ def _block_of(manifest_path: str) -> tuple[int, int] | None:
 
 
 def _damaged(store: Path, wanted: dict[str, list[_Wanted]]) -> list[tuple[str, str]]:
-    """(manifest, why) for each listed file that is missing, not a regular
-    file, of another size than recorded, or modified after its manifest was
-    written. Names are looked up relative to each store folder (a short
-    path walk for the kernel)."""
+    """(manifest, why) for each listed output or sidecar that is missing, not
+    a regular file, of another size than recorded, or modified after its
+    manifest was written. Names are looked up relative to each store folder
+    (a short path walk for the kernel)."""
 
     def check(folder: str) -> list[tuple[str, str]]:
         found: list[tuple[str, str]] = []
@@ -186,32 +319,91 @@ def _damaged(store: Path, wanted: dict[str, list[_Wanted]]) -> list[tuple[str, s
         try:
             fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         except OSError:
-            return [(manifest, f"{base}/{name} is missing") for manifest, name, _, _ in wanted[folder]]
+            return [
+                (manifest, f"{base}/{key}{suffix} is missing")
+                for manifest, _, key, suffix, _, _ in wanted[folder]
+            ]
         lstat, regular = os.lstat, stat.S_ISREG
+
+        def problem(name: str, size: int | None, written: int) -> str | None:
+            try:
+                info = lstat(name, dir_fd=fd)
+            except FileNotFoundError:
+                return f"{base}/{name} is missing"
+            if not regular(info.st_mode):
+                return f"{base}/{name} is not a regular file"
+            if size is not None and info.st_size != size:
+                cut = "truncated" if info.st_size < size else "longer than recorded"
+                return f"{base}/{name} is {info.st_size} bytes, {size} recorded ({cut})"
+            if info.st_mtime_ns > written:
+                # written after its job finished: the job checks its sha256 and keeps it when intact
+                return f"{base}/{name} was modified after its job finished"
+            return None
+
         try:
-            for manifest, name, size, written in wanted[folder]:
-                try:
-                    info = lstat(name, dir_fd=fd)
-                except FileNotFoundError:
-                    found.append((manifest, f"{base}/{name} is missing"))
-                    continue
-                if not regular(info.st_mode):
-                    found.append((manifest, f"{base}/{name} is not a regular file"))
-                elif size is not None and info.st_size != size:
-                    cut = "truncated" if info.st_size < size else "longer than recorded"
-                    found.append(
-                        (manifest, f"{base}/{name} is {info.st_size} bytes, {size} recorded ({cut})")
-                    )
-                elif info.st_mtime_ns > written:
-                    # written after its job finished: the job checks its sha256 and keeps it when intact
-                    found.append((manifest, f"{base}/{name} was modified after its job finished"))
+            for manifest, written, key, suffix, size, sidecar_size in wanted[folder]:
+                why = problem(key + suffix, size, written) or problem(
+                    key + SIDECAR_SUFFIX, sidecar_size, written
+                )
+                if why is not None:
+                    found.append((manifest, why))
         finally:
             os.close(fd)
         return found
 
-    # One thread: with two, the GIL hand-offs around each lstat made it slower
+    # Not threads: with two, the GIL hand-offs around each lstat made it slower
     # here (1.7 s alone, 2.0 s with two, 3.0 s with four, at 400,000 files).
-    return [item for folder in sorted(wanted) for item in check(folder)]
+    folders = sorted(wanted)
+    by_folder = _in_two_processes(folders, check) if len(wanted) >= PARALLEL_FOLDERS else None
+    if by_folder is None:
+        return [item for folder in folders for item in check(folder)]
+    return [item for folder in folders for item in by_folder[folder]]
+
+
+# Store folders from which the lstats are split over two processes (a fork
+# costs a few ms; the store has up to 256 folders, one per first two hex digits).
+PARALLEL_FOLDERS = 32
+
+
+def _in_two_processes(
+    folders: list[str], check: Callable[[str], list[tuple[str, str]]]
+) -> dict[str, list[tuple[str, str]]] | None:
+    """``check`` of every folder, half of them in a forked child (lstat is a
+    system call: two processes do twice the calls a second on two idle
+    cores, where threads serialise on the GIL). None when this process cannot
+    fork safely (threads running, no fork, one core), to check in one."""
+    if not hasattr(os, "fork") or threading.active_count() > 1 or len(os.sched_getaffinity(0)) < 2:
+        return None
+    theirs_folders, mine_folders = folders[0::2], folders[1::2]
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return None
+    if pid == 0:  # the child: its half, marshalled to the pipe, and nothing else
+        code = 1
+        try:
+            os.close(read_end)
+            blob = marshal.dumps([(folder, check(folder)) for folder in theirs_folders])
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(blob)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    found = {folder: check(folder) for folder in mine_folders}
+    with os.fdopen(read_end, "rb") as pipe:
+        blob = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    try:
+        if status != 0:
+            raise ValueError(f"status {status}")
+        found.update((folder, [tuple(item) for item in items]) for folder, items in marshal.loads(blob))
+    except (ValueError, EOFError, TypeError):
+        found.update((folder, check(folder)) for folder in theirs_folders)  # the child failed: here
+    return found
 
 
 def repair_record(plan: Plan) -> list[str]:
