@@ -106,7 +106,10 @@ def reconcile(plan: Plan, workdir: str | Path = ".") -> list[Repair]:
                 steps, failed = _listed(manifest, _block_of(manifest_path))
                 parsed[manifest_path] = (stamp, steps, failed)
         except FileNotFoundError:
-            if tables_made:
+            # a manifest an earlier run made (the inventory names it) is a repair; one
+            # never made (more replicates, a new treatment) is new work. Without an
+            # inventory (a received folder, an older repliflow), made tables say so.
+            if manifest_path in known if known else tables_made:
                 repairs.append(Repair(manifest_path, f"{manifest_path} is missing"))
             continue
         except RepliflowError as exc:

@@ -1,0 +1,47 @@
+"""The end of every run says per condition what it computed, reused from the
+store, and repaired (issue 16, item 8)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from conftest import Experiment, counting_config
+
+
+def _table(text: str) -> dict[str, tuple[int, int, int]]:
+    rows = re.findall(
+        r"^\s+(\S+)\s+computed\s+([\d,]+)\s+reused\s+([\d,]+)\s+repaired\s+([\d,]+)$", text, re.M
+    )
+    return {name: tuple(int(n.replace(",", "")) for n in numbers) for name, *numbers in rows}
+
+
+def test_a_run_says_what_it_computed_reused_and_repaired(tmp_path):
+    experiment = Experiment(tmp_path, counting_config(replicates=3))
+    first = experiment.snakemake()
+    # datasource (shared), scale, metrics: 3 replicate-steps per replicate and condition
+    assert _table(first.stderr) == {"baseline": (9, 0, 0), "double": (9, 0, 0)}
+
+    again = experiment.snakemake()  # Snakemake's own line says it; it calls no onsuccess then
+    assert "Nothing to be done" in again.stderr and "replicate-steps" not in again.stderr
+
+    experiment.config["replicates"] = 5
+    experiment.write_config(experiment.config)
+    more = experiment.snakemake()
+    assert _table(more.stderr) == {"baseline": (6, 9, 0), "double": (6, 9, 0)}
+    assert "does not match" not in more.stderr  # more replicates are new work, not a repair
+
+    provenance = json.loads((experiment.results / "provenance.json").read_text())
+    entry = next(o for o in provenance["outputs"] if o["step"] == "scale" and o["conditions"] == ["double"])
+    (experiment.results / entry["path"]).unlink()
+    repaired = experiment.snakemake()
+    table = _table(repaired.stderr)
+    assert table["baseline"] == (0, 15, 0)
+    computed, reused, fixed = table["double"]
+    assert computed == 0 and fixed >= 1 and reused + fixed == 15
+
+
+def test_a_dry_run_prints_no_summary(tmp_path):
+    experiment = Experiment(tmp_path, counting_config(replicates=2))
+    dry = experiment.snakemake("-n")
+    assert "replicate-steps" not in dry.stderr
