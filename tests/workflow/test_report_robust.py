@@ -182,7 +182,7 @@ def test_a_report_that_cannot_be_rendered_keeps_the_tables_and_the_last_good_rep
     def broken(results):
         raise RuntimeError("the renderer broke")
 
-    monkeypatch.setattr(report, "render", broken)
+    monkeypatch.setattr(report, "build", broken)
     run_from_snakemake(job)  # returns: no SystemExit, the job succeeds
 
     _check_tables(results)

@@ -12,11 +12,34 @@ rule aggregate:
         manifests=all_manifests,
         repairs=repairs,
     output:
-        metrics=PLAN.layout.table("metrics.csv"),
-        hypotheses=PLAN.layout.table("hypotheses.json"),
-        provenance=PLAN.layout.provenance,
-        html=PLAN.layout.table("report.html"),
+        # report(): what `snakemake --report report.zip` holds, by category
+        metrics=report(
+            PLAN.layout.table("metrics.csv"),
+            caption="../report/metrics.rst",
+            category="Tables",
+        ),
+        hypotheses=report(
+            PLAN.layout.table("hypotheses.json"),
+            caption="../report/hypotheses.rst",
+            category="Verdicts",
+        ),
+        provenance=report(
+            PLAN.layout.provenance,
+            caption="../report/provenance.rst",
+            category="Tables",
+        ),
+        html=report(
+            PLAN.layout.table("report.html"),
+            caption="../report/report.rst",
+            category="Verdicts",
+        ),
         md=PLAN.layout.table("report.md"),
+        figures=report(
+            directory(PLAN.layout.table("figures")),
+            patterns=["{name}.svg"],
+            caption="../report/figures.rst",
+            category="Plots",
+        ),
     log:
         PLAN.layout.rule_log("aggregate"),
     conda:

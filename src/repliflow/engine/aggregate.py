@@ -36,6 +36,7 @@ from repliflow.core.records import (
     OutputEntry,
     StepFailure,
 )
+from repliflow.engine import looks
 from repliflow.errors import RepliflowError, StoreMismatch
 from repliflow.stats import DEFAULT_CORRECTION, EQUIVALENCE
 from repliflow.stats.corrections import adjust
@@ -296,8 +297,14 @@ def _correct(results: list[dict[str, Any]], correction: str, alpha: float, equiv
             result["verdict"] = "difference" if significant else "no difference found"
 
 
-def run_hypotheses(plan: Plan, rows: MetricTable, workdir: str | None = None) -> dict[str, Any]:
-    """hypotheses.json (without ``failed_replicates``)."""
+def run_hypotheses(
+    plan: Plan, rows: MetricTable, workdir: str | None = None, look: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """hypotheses.json (without ``failed_replicates``). For a sequential
+    design, ``look`` is the stopping look's record (``engine.looks``): each
+    comparison is tested on the replicates up to the look where it stopped,
+    and its result carries the sequential inference."""
+    stops = looks.comparison_stops(look) if look is not None else {}
     present = [metric for metric in rows.metrics if rows.returned(metric)]
     treatments = [c.name for c in plan.conditions if c.name != BASELINE]
     out: list[dict[str, Any]] = []
@@ -312,10 +319,18 @@ def run_hypotheses(plan: Plan, rows: MetricTable, workdir: str | None = None) ->
         check_params(spec, params, key=f"hypotheses.{index}.params")
         verifier = resolve_verifier(spec, workdir)
         baseline = rows.column(BASELINE, metric)
-        results = {
-            treatment: _verify(hypothesis, verifier, baseline, rows.column(treatment, metric), treatment)
-            for treatment in treatments
-        }
+        results = {}
+        for treatment in treatments:
+            stop = stops.get((name, treatment))
+            if stop is None:
+                results[treatment] = _verify(
+                    hypothesis, verifier, baseline, rows.column(treatment, metric), treatment
+                )
+                continue
+            n = stop["replicates"]  # a stopped comparison keeps its stopping look's numbers
+            b, t = baseline[:n], rows.column(treatment, metric)[:n]
+            results[treatment] = _verify(hypothesis, verifier, b, t, treatment)
+            looks.annotate(results[treatment], stop, plan, hypothesis, b, t)
         correction = hypothesis.get("correction", DEFAULT_CORRECTION)
         alpha = float(params.get("alpha", next(iter(results.values()), {}).get("alpha") or 0.05))
         entry: dict[str, Any] = {
@@ -332,7 +347,7 @@ def run_hypotheses(plan: Plan, rows: MetricTable, workdir: str | None = None) ->
             entry["sesoi"] = hypothesis["sesoi"]
         out.append(entry)
     # corrections: per family, over every treatment of its hypotheses (the planner
-    # checked that they share correction and alpha)
+    # checked that they share correction and alpha); sequential: of the stagewise p-values
     families: dict[str, list[dict[str, Any]]] = {}
     for entry in out:
         families.setdefault(entry["correction_family"], []).append(entry)
@@ -422,6 +437,15 @@ def build_provenance(plan: Plan, manifests: Manifests, config_files: str) -> dic
 
 
 def aggregate(plan: Plan, manifest_paths: Iterable[str | Path], out_dir: Path, config_files: str) -> None:
+    look = None
+    if plan.sequential is not None:  # the replicates up to the look where the run stopped
+        look = looks.recorded_stop(plan, out_dir.parent.parent)
+        if look is None:
+            raise RepliflowError(
+                f"repliflow: the looks of the sequential design under {plan.layout.looks} have not "
+                "decided yet; run snakemake to make them"
+            )
+        plan = plan.truncated(int(look["replicates"]))
     paths = [str(path) for path in manifest_paths]
     stamps = reconcile.manifest_stamps(paths)
     manifests = read_manifests(paths)
@@ -429,7 +453,9 @@ def aggregate(plan: Plan, manifest_paths: Iterable[str | Path], out_dir: Path, c
         rows = collect_metrics(plan, manifests)
     except StoreMismatch as exc:
         raise _set_aside(plan, manifests, exc) from None
-    hypotheses = run_hypotheses(plan, rows)
+    hypotheses = run_hypotheses(plan, rows, look=look)
+    if look is not None:
+        hypotheses["sequential"] = looks.summary(plan, look)
     failed = failed_replicates(plan, manifests)
     if failed:  # on_failure: missing; each is also in its hypotheses' missing_replicates
         hypotheses["failed_replicates"] = failed
@@ -558,5 +584,7 @@ def run_from_snakemake(smk: Snakemake) -> None:
             print(str(exc), file=sys.stderr)
             sys.exit(1)
         print(f"aggregated {len(smk.input.manifests)} manifests", file=log, flush=True)
-        if report.publish(out_dir, Path(smk.output.html), Path(smk.output.md), log):
+        listed = getattr(smk.output, "figures", None)  # for Snakemake's report (--report)
+        figures = Path(listed) if listed else None
+        if report.publish(out_dir, Path(smk.output.html), Path(smk.output.md), log, figures):
             print(f"wrote {smk.output.html} and {smk.output.md}", file=log)

@@ -767,16 +767,35 @@ def _relative(path: Path) -> str:
     return f"{LAST_GOOD}/{path.name}"
 
 
-def write_report(results_dir: Path, html_path: Path, md_path: Path) -> list[str]:
-    """Render the tables in ``results_dir`` to ``html_path`` and ``md_path``;
-    return the report's notes (what it could not show)."""
+def write_report(
+    results_dir: Path, html_path: Path, md_path: Path, figures_dir: Path | None = None
+) -> list[str]:
+    """Render the tables in ``results_dir`` to ``html_path`` and ``md_path``,
+    and each figure to an SVG file in ``figures_dir`` (for Snakemake's own
+    report); return the report's notes (what it could not show)."""
     try:
-        page, markdown, shown = render(read_results(results_dir))
+        results = read_results(results_dir)
+        blocks = build(results)
     except (OSError, KeyError, ValueError) as exc:
         raise RepliflowError(f"repliflow: cannot render the report: {_reason(exc)}") from exc
-    storage.atomic_write(html_path, page.encode())
-    storage.atomic_write(md_path, markdown.encode())
-    return shown
+    name = results.provenance.get("experiment", results.path.name)
+    storage.atomic_write(html_path, to_html(blocks, f"repliflow: {name}").encode())
+    storage.atomic_write(md_path, to_markdown(blocks).encode())
+    if figures_dir is not None:
+        write_figures(figures_dir, blocks)
+    return notes(blocks)
+
+
+def write_figures(directory: Path, blocks: list[Element]) -> list[Path]:
+    """Every figure of the report as ``<nn>-<its caption's first words>.svg``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for number, block in enumerate((b for b in blocks if b.kind == "figure" and b.svg), start=1):
+        words = re.findall(r"[A-Za-z0-9]+", block.text)[:3]
+        path = directory / f"{number:02d}-{'-'.join(words).lower() or 'figure'}.svg"
+        storage.atomic_write(path, block.svg.encode())
+        written.append(path)
+    return written
 
 
 def failure_blocks(results_dir: Path, html_path: Path, md_path: Path, reason: str) -> list[Element]:
@@ -816,7 +835,13 @@ def failure_blocks(results_dir: Path, html_path: Path, md_path: Path, reason: st
     return blocks
 
 
-def publish(results_dir: Path, html_path: Path, md_path: Path, log: TextIO | None = None) -> bool:
+def publish(
+    results_dir: Path,
+    html_path: Path,
+    md_path: Path,
+    log: TextIO | None = None,
+    figures_dir: Path | None = None,
+) -> bool:
     """``write_report``, never failing on the report: what it could not show is
     said in ``log`` and on stderr, and a copy of the report is kept as its
     ``last_good``; a report that cannot be rendered at all is replaced by
@@ -828,8 +853,10 @@ def publish(results_dir: Path, html_path: Path, md_path: Path, log: TextIO | Non
             if stream is not None:
                 print(message, file=stream, flush=True)
 
+    if figures_dir is not None:  # an output of the job, even when no figure can be drawn
+        figures_dir.mkdir(parents=True, exist_ok=True)
     try:
-        shown = write_report(results_dir, html_path, md_path)
+        shown = write_report(results_dir, html_path, md_path, figures_dir)
     except Exception as exc:  # the tables are written: the report must not fail the job
         reason = _reason(exc.__cause__ if isinstance(exc, RepliflowError) and exc.__cause__ else exc)
         if log is not None:
