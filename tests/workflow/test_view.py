@@ -1,4 +1,4 @@
-"""The readable view: runs/<condition>/rep-<r>/<step> links into the store."""
+"""The readable view: runs/<condition>/rep-<r>/<step>.<ext> links into the store."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def test_the_workflow_builds_relative_links_for_every_condition_and_replicate(fi
     for output in provenance["outputs"]:
         for condition in output["conditions"]:
             expected += 1
-            link = results / "runs" / condition / f"rep-{output['replicate']}" / output["step"]
+            link = results / "runs" / condition / f"rep-{output['replicate']}" / f"{output['step']}.json"
             assert link.is_symlink() and not os.path.isabs(os.readlink(link))
             assert link.resolve() == (results / output["path"]).resolve()
             sidecar = link.resolve().with_name(f"{output['key']}.meta.json")  # beside the output
@@ -51,7 +51,7 @@ def test_the_workflow_builds_relative_links_for_every_condition_and_replicate(fi
 
 def test_the_view_survives_moving_the_results(results):
     """Relative links: the copied tree's links point into the copy's store."""
-    link = results / "runs" / "double" / "rep-2" / "metrics"
+    link = results / "runs" / "double" / "rep-2" / "metrics.json"
     assert link.resolve().is_relative_to(results.resolve())
     assert json.loads(link.read_text()).keys() == {"mean", "spread"}
 
@@ -104,3 +104,17 @@ def test_names_from_provenance_cannot_escape_runs(results, tmp_path, field, valu
         build_view(results)
     assert sorted(p for p in tmp_path.rglob("*") if "runs" not in p.parts) == before
     assert not (tmp_path / "escaped").exists()
+
+
+def test_replicate_folders_are_zero_padded_to_sort_as_numbers(results):
+    outputs = _provenance(results)["outputs"]
+    for output in outputs:
+        output["replicate"] *= 3  # 0, 3, 6, 9, 12: two digits
+    build_view(results, outputs)
+    folders = sorted(p.name for p in (results / "runs" / "baseline").iterdir())
+    assert folders == ["rep-00", "rep-03", "rep-06", "rep-09", "rep-12"]
+    assert sorted(p.name for p in (results / "runs" / "baseline" / "rep-03").iterdir()) == [
+        "datasource.json",
+        "metrics.json",
+        "scale.json",
+    ]

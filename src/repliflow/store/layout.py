@@ -44,9 +44,10 @@ class ResultsLayout:
           logs/aggregate.log, logs/view.log
           metrics.csv, hypotheses.json, provenance.json, report.html, report.md
           last-good/                                the last tables that finished
-          runs/<condition>/rep-<r>/<step>           the readable view (links)
+          runs/<condition>/rep-<r>/<step>.<ext>     the readable view (links; r zero-padded)
           quarantine/                               damaged files, with log.tsv
           repairs.tsv                               what reconcile scheduled again
+          looks/look-<k>.json                       a sequential design's decisions at look k
     """
 
     root: str
@@ -82,6 +83,14 @@ class ResultsLayout:
     @property
     def repairs(self) -> str:
         return f"{self.root}/repairs.tsv"
+
+    @property
+    def looks(self) -> str:
+        return f"{self.root}/looks"
+
+    def look(self, k: int | str) -> str:
+        """A sequential look's decisions (``k``: 1-based, or Snakemake's ``{k}``)."""
+        return f"{self.root}/looks/look-{k}.json"
 
     @property
     def provenance(self) -> str:

@@ -4,7 +4,9 @@ Storage stays hashed and shared (``store/<kk>/<key>.<ext>``); the view adds,
 for every output the run recorded (``provenance.json``'s ``outputs``, read
 from the block manifests in the workflow) and every condition using it::
 
-    results/<experiment>/runs/<condition>/rep-<r>/<step>  -> the output
+    results/<experiment>/runs/<condition>/rep-<r>/<step>.<ext>  -> the output
+
+(``<r>`` zero-padded to the widest replicate number, ``<ext>`` the output's own)
 
 as relative symlinks (the tree can be moved or copied with ``cp -a``), and
 ``runs/index.csv`` with one row per link: condition, replicate, step,
@@ -118,15 +120,18 @@ def build_view(results_dir: str | Path, outputs: Sequence[Mapping[str, Any]] | N
     staging.mkdir(parents=True)
     links = True
     made: set[Path] = set()
+    # zero-padded to the widest replicate number, so folders sort as numbers do
+    width = len(str(max((row.replicate for row in rows), default=0)))
     for condition, replicate, step, _, _, path, _, _ in rows:
         if not links:
             break
-        folder = staging / condition / f"rep-{replicate}"
+        folder = staging / condition / f"rep-{replicate:0{width}d}"
         if folder not in made:
             folder.mkdir(parents=True, exist_ok=True)
             made.add(folder)
         try:
-            _link(path, folder / step, 3)
+            # with the output's extension, so a file manager opens it with the right program
+            _link(path, folder / f"{step}{os.path.splitext(path)[1]}", 3)
         except FileExistsError:
             raise LayoutError(
                 f"repliflow: {source} outputs list step {step!r} twice for condition {condition!r}, "
