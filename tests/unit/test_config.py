@@ -575,3 +575,16 @@ def test_bad_concurrency_rate_and_retries_name_their_key(workdir, overrides, key
     message = config_error(workdir, **overrides)
     assert f"key '{key}'" in message
     assert shown in message
+
+
+def test_code_environment_is_the_configs_file_made_absolute_or_the_default(tmp_path):
+    from repliflow.core.config import code_environment
+
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "envs" / "steps.yaml").write_text("dependencies: []\n")
+    assert code_environment({}, "../../envs/repliflow.yaml", tmp_path) == "../../envs/repliflow.yaml"
+    found = code_environment({"conda": "envs/steps.yaml"}, "x", tmp_path)
+    assert found == str((tmp_path / "envs" / "steps.yaml").resolve())
+    with pytest.raises(ConfigError) as info:
+        code_environment({"conda": "envs"}, "x", tmp_path)  # a folder, not a file
+    assert "key 'conda'" in str(info.value)

@@ -43,7 +43,7 @@ rule aggregate:
     log:
         PLAN.layout.rule_log("aggregate"),
     conda:
-        "../../envs/repliflow.yaml"
+        CODE_ENV
     params:
         config=CONFIG,
         config_files=CONFIG_FILES,

@@ -20,7 +20,7 @@ else:
     sys.path.insert(0, str(CHECKOUT_SRC))
 
 from repliflow.snakemake.blocks import BlockJobs, rule_function
-from repliflow.core.config import check_config_files, validate_config
+from repliflow.core.config import check_config_files, code_environment, validate_config
 from repliflow.errors import RepliflowError
 from repliflow.store.pathgate import check_results_tree
 from repliflow.core.plan import build_plan
@@ -48,6 +48,8 @@ try:
         schema=Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml",
     )
     PLAN = build_plan(CONFIG)
+    # the conda: of the jobs that run the experiment's code (the config's `conda`)
+    CODE_ENV = code_environment(CONFIG, default="../../envs/repliflow.yaml")
     # results/<exp>, store/, blocks/ and runs/ must be real folders: a link
     # (planted in a received results folder) would lead reads and writes outside
     check_results_tree(PLAN.results_dir)

@@ -21,7 +21,7 @@ rule run_segment:
     group:
         BLOCK_JOBS.group
     conda:
-        "../../envs/repliflow.yaml"
+        CODE_ENV
     threads: BLOCK_JOBS.threads
     resources:
         **BLOCK_JOBS.resources(),

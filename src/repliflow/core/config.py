@@ -286,3 +286,20 @@ def check_config_files(paths: Iterable[str | os.PathLike[str]]) -> None:
             load_config_file(path)
         except OSError as exc:
             raise ConfigError(f"cannot read the file: {exc.strerror or exc}", file=path) from None
+
+
+def code_environment(config: Mapping[str, Any], default: str, workdir: str | Path = ".") -> str:
+    """The conda environment file of the jobs that run the experiment's code
+    (the rules' ``conda:``): the config's ``conda`` as an absolute path (a rule
+    would read a relative one from its own folder), else ``default``."""
+    name = config.get("conda")
+    if name is None:
+        return default
+    path = Path(workdir, name).resolve()
+    if not path.is_file():
+        raise ConfigError(
+            f"the conda environment file {name!r} is not a file (looked for {path}); the path is "
+            "relative to the working directory",
+            key="conda",
+        )
+    return str(path)
