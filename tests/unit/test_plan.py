@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 
@@ -11,7 +10,7 @@ from conftest import COUNTING_STEPS, REPO, counting_config
 
 from repliflow.core import hashing
 from repliflow.core.config import validate_config
-from repliflow.core.plan import MAX_AUTO_BLOCK, _block_size, build_plan, spec_json
+from repliflow.core.plan import MAX_AUTO_BLOCK, _block_size, build_plan
 
 
 @pytest.fixture
@@ -149,26 +148,6 @@ def test_block_spec_is_a_function_of_the_manifest_path(workdir):
             other = second.block_for(second.segments[segment.id], block.lo)
             assert first.manifest_path(block) == second.manifest_path(other)
             assert first.block_spec(block) == second.block_spec(other)
-
-
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        {"replicates": 7, "batch": {"replicates_per_job": 3}},  # a short last block
-        # parameters that look like the spec's own keys and stand-ins: no template, same JSON
-        {"datasource": {"function": "source", "params": {"n": 5, "offset": 0.5}}},
-        {"treatments": {"odd": {"scale": {"factor": "\0hi\0"}}, "lo": {"datasource": {"n": 3}}}},
-    ],
-)
-def test_block_spec_json_is_the_spec_the_runner_always_got(workdir, overrides):
-    """Snakemake compares params across runs (its params trigger): the --spec
-    string must stay byte for byte what json.dumps made before it was templated."""
-    plan = plan_for(workdir, **overrides)
-    for segment in plan.segments.values():
-        for block in plan.blocks(segment):
-            expected = json.dumps(plan.block_spec(block), sort_keys=True, separators=(",", ":"))
-            assert plan.block_spec_json(block) == expected == spec_json(plan.block_spec(block))
-            assert json.loads(plan.block_spec_json(block)) == plan.block_spec(block)
 
 
 def test_all_manifests_is_computed_once_and_handed_out_as_a_copy(workdir):

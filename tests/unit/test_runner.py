@@ -134,3 +134,19 @@ def test_manifest_lists_every_replicate_step(tmp_path):
     entries = _run_all(plan, tmp_path)
     assert sorted({e["replicate"] for e in entries}) == list(range(5))
     assert all(json.dumps(e) for e in entries)
+
+
+def test_the_runner_reads_a_segments_spec_file_and_its_block(tmp_path):
+    from repliflow.engine.runner import _read_spec
+
+    plan = _plan(tmp_path, [{"function": "scale"}, {"function": "metrics"}])
+    segment = next(iter(plan.segments.values()))
+    block = plan.blocks(segment)[0]
+    template = dict(plan.block_spec(block), lo=0, hi=0)
+    (tmp_path / "spec.json").write_text(json.dumps(template))
+    assert _read_spec(None, str(tmp_path / "spec.json"), f"{block.lo:06d}-{block.hi:06d}") == plan.block_spec(
+        block
+    )
+    assert _read_spec(json.dumps(template), None, None) == template
+    with pytest.raises(ValueError):
+        _read_spec(None, str(tmp_path / "spec.json"), None)

@@ -45,3 +45,18 @@ def test_a_dry_run_prints_no_summary(tmp_path):
     experiment = Experiment(tmp_path, counting_config(replicates=2))
     dry = experiment.snakemake("-n")
     assert "replicate-steps" not in dry.stderr
+
+
+def test_a_failed_run_ends_with_what_failed_and_a_short_command(tmp_path):
+    experiment = Experiment(tmp_path, counting_config(replicates=3))
+    run = experiment.snakemake(check=False, env={"REPLIFLOW_TEST_FAIL": "double:1"})
+    assert run.returncode != 0
+    # the job's command names a spec file, not ~900 characters of JSON (Snakemake prints it twice)
+    assert "--spec-file .snakemake/repliflow-specs/exp/" in run.stderr and "--spec '" not in run.stderr
+    # after Snakemake's account of the failed job: what failed, in repliflow's words
+    tail = run.stderr.split("Exiting because a job execution failed. Look above for error messages\n")[1]
+    assert tail.startswith(
+        "repliflow: 1 replicate(s) or job(s) failed in this run:\n"
+        "  repliflow: step 'scale' failed for condition 'double', replicate 1: RuntimeError: injected failure"
+    )
+    assert "fix the cause and run the same command again" in run.stdout

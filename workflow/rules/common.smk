@@ -94,16 +94,13 @@ def _block(wildcards):
 BLOCK_JOBS = BlockJobs(PLAN, workflow, _block)
 if workflow.is_main_process and (notice := BLOCK_JOBS.capped_notice()):
     print(notice, file=sys.stderr)
+if workflow.is_main_process and not workflow.output_settings.dryrun:
+    BLOCK_JOBS.write_specs()  # what each block job reads (--spec-file)
 
 
 @rule_function
 def upstream_manifest(wildcards):
     return PLAN.upstream_manifest(_block(wildcards))
-
-
-@rule_function
-def block_spec(wildcards):
-    return PLAN.block_spec_json(_block(wildcards))
 
 
 @rule_function

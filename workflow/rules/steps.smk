@@ -26,7 +26,9 @@ rule run_segment:
     resources:
         **BLOCK_JOBS.resources(),
     params:
-        spec=block_spec,
+        # the segment's spec, written by common.smk: a short command line, and a
+        # speed-only setting (timeout, concurrency) changes no job's params
+        spec_file=BLOCK_JOBS.spec_file_of,
     shell:
         "python -m repliflow.engine.runner --manifest {output.manifest:q} --log {log.run:q} "
-        "--attempt {log.attempt:q} --spec {params.spec:q}"
+        "--attempt {log.attempt:q} --spec-file {params.spec_file:q} --block {wildcards.block}"

@@ -229,21 +229,6 @@ class Plan:
             spec["on_failure"] = "missing"
         return spec
 
-    def block_spec_json(self, block: Block) -> str:
-        """``spec_json(self.block_spec(block))``, the runner's ``--spec``, at the
-        cost of an f-string: Snakemake evaluates it for every job of every run
-        (dry runs too), and the specs of one segment's blocks differ only in
-        ``hi`` and ``lo``, so each segment's JSON is written once, around them."""
-        templates = self._memo.setdefault("spec_templates", {})
-        segment = block.segment
-        if segment.id not in templates:
-            templates[segment.id] = _spec_template(self.block_spec(Block(segment, 0, 0)))
-        template = templates[segment.id]
-        if template is None:
-            return spec_json(self.block_spec(block))
-        head, middle, tail = template
-        return f"{head}{block.hi}{middle}{block.lo}{tail}"
-
     def seeds(self) -> list[int]:
         return [hashing.replicate_seed(self.seed, r) for r in range(self.replicates)]
 
@@ -300,20 +285,6 @@ def load_plan(config_file: str | Path, workdir: str | Path = ".") -> Plan:
 def spec_json(spec: object) -> str:
     """A block spec as the job receives it: compact JSON with sorted keys."""
     return json.dumps(spec, sort_keys=True, separators=(",", ":"))
-
-
-_HI, _LO = spec_json("\0hi\0"), spec_json("\0lo\0")  # stand-ins no config writes
-
-
-def _spec_template(spec: BlockSpec) -> tuple[str, str, str] | None:
-    """``spec_json(spec)`` split where its integers ``hi`` and ``lo`` go (in that
-    order: the keys are sorted); None if a stand-in occurs elsewhere."""
-    text = spec_json({**spec, "hi": "\0hi\0", "lo": "\0lo\0"})
-    if text.count(_HI) != 1 or text.count(_LO) != 1:
-        return None
-    head, rest = text.split(_HI)
-    middle, tail = rest.split(_LO)
-    return head, middle, tail
 
 
 def chain_keys(steps: Iterable[Step], seed: int, upstream: str | None = None) -> list[str]:

@@ -561,12 +561,23 @@ def _death_message(spec: BlockSpec, death: Death) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m repliflow.engine.runner", description=__doc__)
-    parser.add_argument("--spec", required=True, help="the block spec (JSON) the planner made")
+    given = parser.add_mutually_exclusive_group(required=True)
+    given.add_argument("--spec", help="the block spec (JSON) the planner made")
+    given.add_argument(
+        "--spec-file", help="a file holding the segment's block spec (JSON), its range given by --block"
+    )
+    parser.add_argument(
+        "--block", help="with --spec-file: the block's replicates, as <lo>-<hi> (hi exclusive)"
+    )
     parser.add_argument("--manifest", required=True, help="the manifest to write on success")
     parser.add_argument("--log", help="log file for progress and tracebacks")
     parser.add_argument("--attempt", help="where to record how this attempt went (for repliflow status)")
     args = parser.parse_args(argv)
-    spec: BlockSpec = json.loads(args.spec)  # made by the plan (Plan.block_spec_json)
+    try:
+        spec = _read_spec(args.spec, args.spec_file, args.block)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"repliflow: cannot read the block spec {args.spec_file or '--spec'}: {exc}", file=sys.stderr)
+        return 1
     log: TextIO = open(args.log, "a") if args.log else sys.stderr  # noqa: SIM115
     saved_stderr = sys.stderr
     sys.stderr = log
@@ -602,6 +613,22 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr = saved_stderr
         if log is not saved_stderr:
             log.close()
+
+
+def _read_spec(text: str | None, path: str | None, block: str | None) -> BlockSpec:
+    """The block spec the plan made: given whole (``--spec``), or the
+    segment's (``--spec-file``, written by the Snakefile) with the block's
+    range from ``--block``, which keeps the job's command line short."""
+    if text is not None:
+        spec: BlockSpec = json.loads(text)
+        return spec
+    assert path is not None
+    if block is None:
+        raise ValueError("--spec-file needs --block <lo>-<hi>")
+    spec = json.loads(Path(path).read_text())
+    lo, hi = (int(bound) for bound in block.split("-"))
+    spec["lo"], spec["hi"] = lo, hi
+    return spec
 
 
 def _run(

@@ -17,6 +17,8 @@ import os
 from dataclasses import dataclass
 
 from repliflow.core.plan import Plan
+from repliflow.core.records import check_attempt
+from repliflow.errors import BadRecord
 from repliflow.store.reconcile import Repair
 
 
@@ -101,3 +103,35 @@ def describe(totals: dict[str, Work]) -> str:
 
 def describe_run(plan: Plan, since: float, repairs: list[Repair]) -> str:
     return describe(run_work(plan, since, {repair.target for repair in repairs}))
+
+
+def failures(plan: Plan, since: float) -> list[str]:
+    """The error lines of the block jobs that failed in this run (their
+    attempt records written since ``since``), in plan order."""
+    found: list[str] = []
+    for segment in plan.segments.values():
+        for block in plan.blocks(segment):
+            path = plan.layout.block_attempt(segment.label, block.label)
+            try:
+                if os.stat(path).st_mtime < since:
+                    continue
+                with open(path, "rb") as handle:
+                    attempt = check_attempt(json.load(handle), path)
+            except (OSError, ValueError, BadRecord):
+                continue
+            if attempt["state"] == "failed":
+                found += [failure["message"] for failure in attempt["failures"]]
+    return found
+
+
+def describe_failures(plan: Plan, since: float, shown: int = 5) -> str | None:
+    """What failed, for the end of a failed run's output (Snakemake prints its
+    own account of every failed job above it); None when no block job failed."""
+    found = failures(plan, since)
+    if not found:
+        return None
+    lines = [f"repliflow: {len(found)} replicate(s) or job(s) failed in this run:"]
+    lines += [f"  {' '.join(message.split())}" for message in found[:shown]]
+    if len(found) > shown:
+        lines.append(f"  ... and {len(found) - shown} more (repliflow status lists them all)")
+    return "\n".join(lines)

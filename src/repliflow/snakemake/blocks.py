@@ -20,9 +20,10 @@ import inspect
 import math
 import types
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, ParamSpec, TypeVar
 
-from repliflow.core.plan import Block, Plan
+from repliflow.core.plan import Block, Plan, spec_json
 from repliflow.snakemake.resources import (
     BlockResources,
     block_resources,
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from snakemake.workflow import Workflow
 
 GROUP = "replicates"  # the job group of every block job; profiles size it with group-components
+# Each segment's block spec, which its jobs read (the runner's --spec-file): a
+# short command line, so a failing job's repliflow line is what one reads
+SPECS = Path(".snakemake", "repliflow-specs")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -86,6 +90,32 @@ class BlockJobs:
         self.threads: int | Callable[[object], int] = (
             threads.pop() if len(threads) == 1 else rule_function(self._threads)
         )
+
+    def spec_file(self, wildcards: object) -> str:
+        """The runner's ``--spec-file`` for this job (its ``--block`` is the wildcard)."""
+        segment = self.block_of(wildcards).segment
+        return f"{SPECS}/{self.plan.experiment}/{segment.label}.json"
+
+    @functools.cached_property
+    def spec_file_of(self) -> Callable[[object], str]:
+        """``spec_file`` as the rule's params function (see ``rule_function``)."""
+        return rule_function(self.spec_file)
+
+    def write_specs(self) -> None:
+        """Write every segment's block spec (its range left 0-0) where its jobs
+        read it; a file already holding the same spec is left alone."""
+        from repliflow.store.storage import atomic_write
+
+        folder = SPECS / self.plan.experiment
+        for segment in self.plan.segments.values():
+            data = spec_json(self.plan.block_spec(Block(segment, 0, 0))).encode()
+            path = folder / f"{segment.label}.json"
+            try:
+                if path.read_bytes() == data:
+                    continue
+            except OSError:
+                pass
+            atomic_write(path, data)
 
     def capped_notice(self) -> str | None:
         """Snakemake caps a job's threads at --cores (on a cluster: the most one
