@@ -59,6 +59,19 @@ def test_release_scheduler_timers_lets_the_process_exit_at_once():
     assert not fired.is_set()
 
 
+def test_the_final_collection_is_skipped_only_at_exit():
+    # atexit runs its handlers last-registered first: the check runs after gc.freeze
+    script = (
+        "import atexit, gc\n"
+        "from repliflow.snakemake.hooks import skip_final_collection\n"
+        "atexit.register(lambda: print('frozen at exit', gc.get_freeze_count() > 0))\n"
+        "skip_final_collection(); skip_final_collection()\n"
+        "print('frozen before', gc.get_freeze_count() > 0)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert run.stdout.split("\n")[:2] == ["frozen before False", "frozen at exit True"]
+
+
 def test_a_dead_holders_lock_stays_while_its_cluster_jobs_work_here_and_says_so(tmp_path, monkeypatch):
     """A killed run's cluster jobs run their own snakemake in the folder: the
     lock stays (they may still write), and the notice names them and the way on."""

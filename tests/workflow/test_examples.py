@@ -111,3 +111,88 @@ def test_io_bound_flags_serial_waits_and_never_the_content(tmp_path):
         if row["metric"] == "content"
     }
     assert [float(content[("baseline", str(r))]) for r in range(4)] == values[("baseline", "content")]
+
+
+def _looks(results) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((results / "looks").glob("look-*.json"))]
+
+
+def _replicates(results) -> set[int]:
+    return {int(row["replicate"]) for row in csv.DictReader((results / "metrics.csv").open())}
+
+
+def test_sequential_stops_at_look_2_and_never_runs_the_rest(tmp_path):
+    def small(config):  # as the run's --config has it, for status below
+        config["replicates"] = 20
+
+    verdicts, _ = run_example(tmp_path, "sequential", 20, small)  # 5 looks of 4 replicates
+    results = tmp_path / "results" / "sequential"
+    assert [(r["look"], r["continue"]) for r in _looks(results)] == [(1, True), (2, False)]
+    tuned = verdicts["runtime"]["tuned"]
+    assert tuned["sequential"]["look"] == 2 and tuned["sequential"]["decision"] == "efficacy"
+    assert tuned["sequential"]["replicates"] == 8 and tuned["n_pairs"] == 8
+    assert abs(tuned["sequential"]["z"]) >= tuned["sequential"]["boundary"]
+    assert tuned["significant"] and tuned["p_value_raw"] == tuned["sequential"]["p_value_stagewise"]
+    assert tuned["sequential"]["expected"]["saved_replicates"] > 0  # sesoi {value: 1.0}
+    # replicates 8..19 were never computed: no manifest, no stored output, no row
+    assert _replicates(results) == set(range(8))
+    manifests = sorted(p.name for p in (results / "blocks").glob("*/*.json"))
+    assert manifests == sorted(["000000-000004.json", "000004-000008.json"] * 3)  # datasource, 2 builds
+    sidecars = [json.loads(p.read_text()) for p in (results / "store").glob("*/*.meta.json")]
+    assert len(sidecars) == 8 * 3 and max(s["replicate"] for s in sidecars) == 7
+    report = (results / "report.md").read_text()
+    assert "## Sequential design" in report and "stopped at look 2 of 5" in report
+    # status: complete, though replicates 8..19 were never made
+    from repliflow.engine.status import status
+
+    state = status(tmp_path / "config.yaml", tmp_path)
+    assert state.complete and state.sequential["stopped"] and state.sequential["look"] == 2
+    assert all(tally["done"] == 8 and tally["missing"] == 0 for tally in state.counts.values())
+
+
+def test_sequential_null_effect_runs_all_five_looks(tmp_path):
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    command = snakemake_command(tmp_path, "--config", "replicates=20")
+    at = command.index("--configfile") + 1
+    example = tmp_path / "examples" / "sequential"
+    command[at : at + 1] = [str(example / "config.yaml"), str(example / "null.yaml")]
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    results = tmp_path / "results" / "sequential_null"
+    assert [r["continue"] for r in _looks(results)] == [True, True, True, True, False]
+    hypotheses = json.loads((results / "hypotheses.json").read_text())
+    assert hypotheses["sequential"]["stopped_at_look"] == 5
+    results_by = hypotheses["hypotheses"][0]["results"]
+    rebuilt, tuned = results_by["rebuilt"]["sequential"], results_by["tuned"]["sequential"]
+    assert rebuilt["decision"] == "last_look" and rebuilt["look"] == 5 and len(rebuilt["z_by_look"]) == 5
+    assert not results_by["rebuilt"]["significant"]
+    # the tuned build still stopped at look 2 and keeps that look's numbers
+    assert tuned["look"] == 2 and tuned["decision"] == "efficacy" and results_by["tuned"]["n_pairs"] == 8
+    assert _replicates(results) == set(range(20))
+
+
+def test_sequential_resumes_at_the_next_look_without_recomputing(tmp_path):
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    config = yaml.safe_load((REPO / "examples" / "sequential" / "config.yaml").read_text())
+    config["replicates"] = 20
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    results = tmp_path / "results" / "sequential"
+    # stop after look 1: ask for its file only
+    run_snakemake(tmp_path, "results/sequential/looks/look-1.json")
+    assert [r["look"] for r in _looks(results)] == [1]
+    made = {p: p.stat().st_mtime_ns for p in results.glob("store/*/*") if p.is_file()}
+    made[results / "looks" / "look-1.json"] = (results / "looks" / "look-1.json").stat().st_mtime_ns
+    assert len([p for p in made if p.name.endswith(".meta.json")]) == 4 * 3
+    # a dry run plans only look 2's blocks, then look 2
+    planned = run_snakemake(tmp_path, "--dry-run").stdout
+    blocks = [job.split("output:")[1].split("\n")[0] for job in planned.split("rule ")[1:]
+              if job.startswith("run_segment")]  # fmt: skip
+    assert len(blocks) == 3 and all("000004-000008" in block for block in blocks)
+    resumed = run_snakemake(tmp_path)
+    assert [(r["look"], r["continue"]) for r in _looks(results)] == [(1, True), (2, False)]
+    assert all(path.stat().st_mtime_ns == mtime for path, mtime in made.items())  # nothing redone
+    jobs = resumed.stdout + resumed.stderr
+    assert "k=2" in jobs and "k=1" not in jobs  # look 1 is not evaluated again
+    assert "computed        8  reused        8" in resumed.stderr  # per condition: 4 replicates x 2 steps
+    assert len(list(results.glob("store/*/*.meta.json"))) == 8 * 3
+    again = run_snakemake(tmp_path)
+    assert "Nothing to be done" in again.stdout + again.stderr

@@ -24,6 +24,7 @@ from repliflow.core.config import check_config_files, code_environment, validate
 from repliflow.errors import RepliflowError
 from repliflow.store.pathgate import check_results_tree
 from repliflow.core.plan import build_plan
+from repliflow.engine.looks import run_plan, sequential_manifests
 from repliflow.store.reconcile import describe as describe_repairs
 from repliflow.store.reconcile import reconcile, repair_record, schedule_repairs
 from repliflow.snakemake.hooks import (
@@ -64,7 +65,8 @@ except RepliflowError as exc:
 # regular files, or whose manifest is missing or broken (repliflow.store.reconcile).
 if workflow.is_main_process:
     DRY_RUN = workflow.output_settings.dryrun
-    REPAIRS = reconcile(PLAN)
+    # a sequential run that stopped at a look never made the blocks past it
+    REPAIRS = reconcile(run_plan(PLAN))
     if REPAIRS:
         print(describe_repairs(REPAIRS, dry_run=DRY_RUN), file=sys.stderr)
         if not DRY_RUN:
@@ -105,7 +107,14 @@ def upstream_manifest(wildcards):
 
 @rule_function
 def all_manifests(wildcards=None):
+    if PLAN.sequential is not None:  # up to the look where every comparison stopped
+        return sequential_manifests(PLAN, lambda k: checkpoints.look.get(k=k).output[0])
     return PLAN.all_manifests()
+
+
+@rule_function
+def look_manifests(wildcards):
+    return PLAN.look_manifests(int(wildcards.k))
 
 
 @rule_function

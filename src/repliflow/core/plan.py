@@ -13,6 +13,7 @@ Snakemake and of starting Python over many tiny steps.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -26,6 +27,7 @@ from repliflow.core import grid, hashing
 from repliflow.core.records import BlockSpec, StepSpec
 from repliflow.core.stepcode import FunctionInfo, function_info, resolve_code_path
 from repliflow.errors import ConfigError, LayoutError
+from repliflow.stats import DIFFERENCE_NAMES, EQUIVALENCE
 from repliflow.store.layout import ResultsLayout
 
 BASELINE = "baseline"
@@ -43,6 +45,7 @@ AUTO_JOB_SECONDS = 2.0
 # larger blocks still spread evenly over any common number of cores and cost
 # fewer job starts.
 AUTO_MAX_BLOCKS = 64
+SEQUENTIAL_SPENDING = ("obrien_fleming", "pocock")  # stats.sequential.SPENDING, without scipy
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,33 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class Sequential:
+    """A group-sequential design (config ``sequential``): the replicates run
+    in ``looks`` equal looks of ``look_size`` replicates per condition, and
+    the experiment stops at the first look where every comparison has
+    stopped (``repliflow.engine.looks``)."""
+
+    looks: int
+    spending: str
+    max_replicates: int
+
+    @property
+    def look_size(self) -> int:
+        return self.max_replicates // self.looks
+
+    @property
+    def schedule(self) -> tuple[int, ...]:
+        """Cumulative replicates per condition at each look, the last the maximum."""
+        return tuple(self.look_size * (k + 1) for k in range(self.looks))
+
+    def replicates_at(self, look: int) -> int:
+        """Replicates per condition by ``look`` (1-based)."""
+        if isinstance(look, bool) or not isinstance(look, int) or not 1 <= look <= self.looks:
+            raise ValueError(f"look must be an integer in 1..{self.looks}, not {look!r}")
+        return self.look_size * look
+
+
+@dataclass(frozen=True)
 class Block:
     segment: Segment
     lo: int
@@ -122,6 +152,7 @@ class Plan:
     segments: dict[str, Segment]
     hypotheses: list[dict[str, Any]]
     config: dict[str, Any]
+    sequential: Sequential | None = None  # config ``sequential``: ``replicates`` is the maximum
     # per-plan memo of derived values that Snakemake asks for once per job
     _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -187,6 +218,24 @@ class Plan:
             blocks = (block for segment in self.segments.values() for block in self.blocks(segment))
             paths = self._memo["all_manifests"] = [self.manifest_path(block) for block in blocks]
         return list(paths)
+
+    def truncated(self, replicates: int) -> Plan:
+        """This plan with only its first ``replicates`` replicates per
+        condition (a sequential run that stopped at a look): the same blocks,
+        seeds and keys for those, nothing past them."""
+        if not 1 <= replicates <= self.replicates or replicates % self.block_size:
+            raise ValueError(
+                f"cannot cut {self.replicates} replicates in blocks of {self.block_size} to {replicates}"
+            )
+        if replicates == self.replicates:
+            return self
+        return dataclasses.replace(self, replicates=replicates)
+
+    def look_manifests(self, look: int) -> list[str]:
+        """The block manifests of every segment up to sequential look ``look``."""
+        if self.sequential is None:
+            raise ValueError(f"experiment '{self.experiment}' has no sequential design")
+        return self.truncated(self.sequential.replicates_at(look)).all_manifests()
 
     def upstream_manifest(self, block: Block) -> list[str]:
         if block.segment.parent is None:
@@ -356,6 +405,7 @@ def build_plan(config: dict[str, Any], *, workdir: str | None = None) -> Plan:
 
     segments = _segments(conditions)
     hypotheses = _check_hypotheses(config.get("hypotheses") or [], workdir)
+    sequential = _check_sequential(config, hypotheses)
     in_flight = max(step_concurrency(config))
     block_size = _block_size(
         config.get("batch") or {},
@@ -365,6 +415,8 @@ def build_plan(config: dict[str, Any], *, workdir: str | None = None) -> Plan:
         # costs several waits of a typical waiting step
         min_block=2 * in_flight if in_flight > 1 else 1,
     )
+    if sequential is not None:
+        block_size = _look_aligned(block_size, sequential, config.get("batch") or {})
     return Plan(
         experiment=experiment,
         code=config["code"],
@@ -376,6 +428,7 @@ def build_plan(config: dict[str, Any], *, workdir: str | None = None) -> Plan:
         segments=segments,
         hypotheses=hypotheses,
         config=config,
+        sequential=sequential,
     )
 
 
@@ -500,6 +553,86 @@ def _check_hypotheses(hypotheses: list[dict[str, Any]], workdir: str | None) -> 
         check_sesoi(hypothesis["verifier"], hypothesis, key=key)
     check_families(hypotheses)
     return hypotheses
+
+
+# The verifiers a sequential design can use: each p-value comes with the sign
+# of its effect, so it converts to a z statistic (stats.sequential.z_from_p).
+SEQUENTIAL_VERIFIERS = frozenset(DIFFERENCE_NAMES)
+
+
+def _check_sequential(config: dict[str, Any], hypotheses: list[dict[str, Any]]) -> Sequential | None:
+    """The config's ``sequential`` block, checked against ``replicates`` and
+    the hypotheses; None without one."""
+    block = config.get("sequential")
+    if block is None:
+        return None
+    if not isinstance(block, dict):
+        raise ConfigError(f"expected a mapping {{looks: K, spending: ...}}, not {block!r}", key="sequential")
+    looks = block.get("looks")
+    if isinstance(looks, bool) or not isinstance(looks, int) or looks < 2:
+        raise ConfigError(
+            f"a sequential design needs at least 2 looks, not {looks!r} (one look is a fixed-size "
+            "experiment: leave sequential out)",
+            key="sequential.looks",
+        )
+    spending = block.get("spending", "obrien_fleming")
+    if spending not in SEQUENTIAL_SPENDING:
+        raise ConfigError(
+            f"spending must be one of {', '.join(SEQUENTIAL_SPENDING)}, not {spending!r}",
+            key="sequential.spending",
+        )
+    if block.get("futility", False) is not False:
+        raise ConfigError(
+            "futility stopping is not available: only efficacy boundaries (set futility: false or "
+            "leave it out)",
+            key="sequential.futility",
+        )
+    replicates = config["replicates"]
+    if replicates % looks:
+        lower, upper = replicates - replicates % looks, replicates - replicates % looks + looks
+        raise ConfigError(
+            f"replicates ({replicates}, the most a sequential run makes) must divide into "
+            f"{looks} equal looks: use a multiple of {looks}, e.g. {lower or upper} or {upper}",
+            key="replicates",
+        )
+    if not hypotheses:
+        raise ConfigError(
+            "a sequential design stops when its hypotheses are decided: add at least one hypothesis",
+            key="sequential",
+        )
+    for index, hypothesis in enumerate(hypotheses):
+        spec = hypothesis["verifier"]
+        if spec in EQUIVALENCE:
+            raise ConfigError(
+                f"verifier '{spec}' is an equivalence test (TOST); sequential designs support only "
+                "tests of a difference (equivalence needs its own two-sided boundaries, not "
+                "implemented): use a fixed-size experiment for it",
+                key=f"hypotheses.{index}.verifier",
+            )
+        if spec not in SEQUENTIAL_VERIFIERS:
+            raise ConfigError(
+                f"verifier '{spec}' gives no z statistic a sequential design can test: a look "
+                "converts a built-in test's p-value and the sign of its mean difference to z; use "
+                f"one of {', '.join(DIFFERENCE_NAMES)}",
+                key=f"hypotheses.{index}.verifier",
+            )
+    return Sequential(looks, spending, replicates)
+
+
+def _look_aligned(block_size: int, sequential: Sequential, batch: dict[str, Any]) -> int:
+    """Blocks never straddle looks: a block size that divides the look size
+    (``auto``: the largest divisor of it not above the automatic size)."""
+    look_size = sequential.look_size
+    if batch.get("replicates_per_job", "auto") != "auto":
+        if look_size % block_size:
+            raise ConfigError(
+                f"replicates_per_job ({block_size}) must divide the look size ({look_size} "
+                f"replicates: {sequential.max_replicates} in {sequential.looks} looks), so that no "
+                "block job straddles two looks",
+                key="batch.replicates_per_job",
+            )
+        return block_size
+    return max(d for d in range(1, min(block_size, look_size) + 1) if look_size % d == 0)
 
 
 def step_concurrency(config: dict[str, Any]) -> list[int]:

@@ -30,6 +30,7 @@ from typing import Any
 
 from repliflow.core.plan import Block, Plan, Segment, chain_keys, load_plan
 from repliflow.core.records import STATUS_SCHEMA, check_attempt
+from repliflow.engine.looks import recorded_looks
 from repliflow.errors import RepliflowError
 from repliflow.snakemake.command import DEFAULT_CONFIG, finish_command
 from repliflow.snakemake.markers import incomplete_outputs, snakemake_active
@@ -65,6 +66,8 @@ class Status:
     failures: list[Failure] = field(default_factory=list)
     tables: bool = False  # metrics.csv, hypotheses.json and provenance.json are there
     repairs: list[str] = field(default_factory=list)  # "manifest: why" for blocks the next run repairs
+    # a sequential design: {"looks", "look" (the last decided), "stopped", "replicates", "max_replicates"}
+    sequential: dict[str, Any] | None = None
     command: list[str] = field(default_factory=list)  # empty when there is nothing to do
 
     @property
@@ -187,6 +190,19 @@ def status(config_file: str | Path | None = None, workdir: str | Path = ".") -> 
     workdir = Path(workdir)
     plan = load_plan(config_file or workdir / DEFAULT_CONFIG, workdir)
     check_results_tree(workdir / plan.results_dir)
+    progress = None
+    if plan.sequential is not None:
+        decided = recorded_looks(plan, workdir)
+        stopped = bool(decided) and not decided[-1]["continue"]
+        progress = {
+            "looks": plan.sequential.looks,
+            "look": len(decided),
+            "stopped": stopped,
+            "replicates": decided[-1]["replicates"] if decided else 0,
+            "max_replicates": plan.sequential.max_replicates,
+        }
+        if stopped:  # the replicates past the stopping look are never made: not missing
+            plan = plan.truncated(int(decided[-1]["replicates"]))
     reader = _Reader(plan, workdir)
     active = snakemake_active(workdir)
     counts: dict[str, dict[str, int]] = {}
@@ -220,6 +236,7 @@ def status(config_file: str | Path | None = None, workdir: str | Path = ".") -> 
         in_flight=sorted(reader.in_flight),
         failures=failures,
         tables=tables,
+        sequential=progress,
     )
     repairs = reconcile(plan, workdir)
     result.repairs = [f"{r.target}: {r.reason}" for r in repairs]
@@ -257,6 +274,19 @@ def format_status(result: Status) -> str:
     ]
     for name, tally in result.counts.items():
         lines.append(f"{name:<{width}}  " + "  ".join(f"{tally[state]:>10}" for state in STATES))
+    if result.sequential is not None:
+        seq = result.sequential
+        if seq["stopped"]:
+            lines.append(
+                f"sequential design: stopped at look {seq['look']} of {seq['looks']} ({seq['replicates']} of "
+                f"at most {seq['max_replicates']} replicates per condition); the rest are never run"
+            )
+        else:
+            lines.append(
+                f"sequential design: {seq['look']} of {seq['looks']} looks decided, the run continues (at "
+                f"most {seq['max_replicates']} replicates per condition; those past the look where it "
+                "stops are never run)"
+            )
     for failure in result.failures[:10]:
         lines.append(f"failed: {failure.message} (log: {failure.log})")
     if len(result.failures) > 10:

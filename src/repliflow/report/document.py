@@ -295,11 +295,14 @@ def _design(results: Results) -> list[Element]:
     shown = ", ".join(f"{r}: {s}" for r, s in enumerate(seeds[:4])) + (
         ", … (all in provenance.json)" if len(seeds) > 4 else ""
     )
+    made = str(config["replicates"])
+    if config.get("sequential") and seeds:  # the replicates up to the stopping look
+        made = f"{len(seeds)} (sequential design: at most {config['replicates']})"
     blocks = [
         Element("h2", "Design"),
         Element(
             "p",
-            f"{len(conditions)} conditions × {config['replicates']} replicates, base seed "
+            f"{len(conditions)} conditions × {made} replicates, base seed "
             f"{config.get('seed', 0)}, code `{prov['code']['source']}`. Replicate r has the same seed in "
             "every condition (common random numbers), so replicate r of a treatment and of the baseline "
             f"form a pair; replicate seeds {shown}.",
@@ -311,7 +314,11 @@ def _design(results: Results) -> list[Element]:
             "table",
             headers=["condition", "replicates", "parameters that differ from the baseline"],
             rows=[
-                [c, str(config["replicates"]), _differs(prov["conditions"][c]["params"], baseline)]
+                [
+                    c,
+                    str(len(seeds) if config.get("sequential") and seeds else config["replicates"]),
+                    _differs(prov["conditions"][c]["params"], baseline),
+                ]
                 for c in conditions
             ],
         )
@@ -693,6 +700,152 @@ def _power(results: Results) -> list[Element]:
     return blocks
 
 
+def _sequential(results: Results) -> list[Element]:
+    """A sequential design's looks, boundaries, where each comparison stopped
+    and the replicates it saves under a true effect (absent otherwise)."""
+    found = [
+        (h, treatment, r, r["sequential"])
+        for h in results.hypotheses
+        for treatment, r in h["results"].items()
+        if isinstance(r.get("sequential"), Mapping)
+    ]
+    if not found:
+        return []
+    design = found[0][3]
+    looks, most = int(design["looks"]), int(design["max_replicates"])
+    size = most // looks
+    stopped = max(int(s["look"]) for _, _, _, s in found)
+    schedule = ", ".join(str(size * k) for k in range(1, looks + 1))
+    spending = {"obrien_fleming": "O'Brien-Fleming", "pocock": "Pocock"}.get(
+        design["spending"], design["spending"]
+    )
+    ran = (
+        f"The run stopped at look {stopped} of {looks}, with {stopped * size} of at most {most} "
+        "replicates per condition: every comparison had stopped, so the replicates past look "
+        f"{stopped} were never computed."
+        if stopped < looks
+        else f"The run went to the last look ({looks}), with all {most} replicates per condition: some "
+        "comparison had not crossed its boundary before."
+    )
+    blocks = [
+        Element("h2", "Sequential design"),
+        Element(
+            "p",
+            f"{looks} looks of {size} replicates per condition ({schedule} in all by each look), "
+            f"{spending}-type alpha spending (Lan-DeMets), efficacy boundaries only (no futility stopping). "
+            "After each look every hypothesis x treatment was tested on the replicates so far, its p-value "
+            "converted to z, and it stopped once |z| reached the look's boundary (one-sided: z in the "
+            "direction of the alternative), or at the last look; a comparison that stopped keeps that "
+            f"look's numbers. {ran}",
+        ),
+    ]
+    designs: dict[tuple[Any, Any], list[Any]] = {}
+    for _, _, r, s in found:
+        designs.setdefault((r.get("alpha"), r.get("alternative")), s["boundaries"])
+    headers = ["look", "replicates"] + [f"boundary (alpha {num(a)}, {alt})" for a, alt in designs]
+    rows = [
+        [str(k + 1), str(size * (k + 1))]
+        + [
+            num(bounds[k]) if k < len(bounds) and bounds[k] is not None else "∞"
+            for bounds in designs.values()
+        ]
+        for k in range(looks)
+    ]
+    blocks.append(Element("table", headers=headers, rows=rows))
+    blocks.append(
+        Element(
+            "table",
+            headers=[
+                "hypothesis / treatment",
+                "stopped at look",
+                "replicates",
+                "decision",
+                "z",
+                "boundary",
+                "p (nominal)",
+                "p (stagewise)",
+                "p (corrected)",
+            ],
+            rows=[
+                [
+                    f"{h['name']} / {treatment}",
+                    f"{s['look']} of {s['looks']}",
+                    str(s["replicates"]),
+                    "crossed the boundary" if s["decision"] == "efficacy" else "last look, not crossed",
+                    num(s["z"]),
+                    num(s["boundary"]),
+                    pval(r.get("p_value_nominal")),
+                    pval(s["p_value_stagewise"]),
+                    pval(r.get("p_value")),
+                ]
+                for h, treatment, r, s in found
+            ],
+        )
+    )
+    blocks.append(
+        Element(
+            "small",
+            "p (stagewise) is the adjusted p-value of the stopping look (stagewise ordering: the "
+            "probability under no difference of stopping earlier, or at this look with a larger z); it is "
+            "below alpha exactly when the boundary was crossed. p (corrected) is it after the hypothesis' "
+            "correction across treatments; p (nominal) is the fixed-size test's on the stopping look's "
+            "replicates, which a sequential design may not read at face value.",
+        )
+    )
+    rows = []
+    missing = []
+    for h, treatment, _, s in found:
+        expected = s.get("expected") or {}
+        if not isinstance(expected.get("expected_replicates"), (int, float)):
+            missing.append(f"{h['name']} / {treatment}: {expected.get('note', 'no expected replicates')}")
+            continue
+        given = h.get("sesoi") or {}
+        shown = (
+            f"{num(given['value'])} (d {num(expected['effect_d'])})"
+            if "value" in given
+            else f"d {num(expected['effect_d'])}"
+        )
+        rows.append(
+            [
+                f"{h['name']} / {treatment}",
+                shown,
+                num(expected["power"]),
+                num(expected["expected_replicates"]),
+                f"{num(expected['saved_replicates'])} ({expected['saved_share'] * 100:.0f}%)",
+                ", ".join(f"{p * 100:.0f}%" for p in expected["stop_probabilities"]),
+            ]
+        )
+    blocks.append(Element("h3", "Replicates saved under a true effect"))
+    if rows:
+        blocks.append(
+            Element(
+                "table",
+                headers=[
+                    "hypothesis / treatment",
+                    "true effect (sesoi)",
+                    "power",
+                    "expected replicates",
+                    f"saved of {most}",
+                    "stops at look 1..K",
+                ],
+                rows=rows,
+            )
+        )
+        blocks.append(
+            Element(
+                "small",
+                "If the true difference equals the hypothesis' smallest effect size of interest (sesoi; one "
+                "given in metric units is standardised by this run's SD): the design's power, the replicates "
+                "per condition it expects to use and to save against running them all, and the probability "
+                "of stopping at each look (rank tests as their t-test with n × 3/π). Per comparison: the "
+                "experiment itself stops only when every comparison has stopped.",
+            )
+        )
+    if missing:
+        blocks.append(Element("ul", items=missing))
+    return blocks
+
+
 def _provenance(results: Results) -> list[Element]:
     prov = results.provenance
     blocks = [Element("h2", "Provenance")]
@@ -725,6 +878,7 @@ SECTIONS: list[tuple[str, Callable[[Results], list[Element]]]] = [
     ("Metrics", _metrics),
     ("Grid", _grid),
     ("Verdicts", _verdicts),
+    ("Sequential design", _sequential),
     ("Failed or missing replicates", _missing),
     ("Power and replicates", _power),
     ("Provenance", _provenance),

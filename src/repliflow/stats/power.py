@@ -484,11 +484,14 @@ def replicate_plan(
                 )
             )
     current = results.provenance.get("config", {}).get("replicates")
-    if current is None:
+    sequential = results.provenance.get("config", {}).get("sequential")
+    if current is None or sequential:  # a sequential run made only those up to its stopping look
         current = max((len(v) for v in results.values.values()), default=0)
     wanted = sorted(
         {r.replicates_needed for r in rows if r.replicates_needed and r.replicates_needed > current}
     )
+    if sequential:  # its replicates are planned by its looks, not by raising replicates
+        wanted = []
     commands: list[ExtendCommand] = [
         {
             "replicates": n,
@@ -502,6 +505,12 @@ def replicate_plan(
         for n in wanted
     ]
     note = ""
+    if sequential:
+        note = (
+            "a sequential design: these are fixed-size numbers for the replicates made; its own power and "
+            "expected replicates under the sesoi are in hypotheses.json (each result's sequential.expected) "
+            "and the report's Sequential design section"
+        )
     if commands and configfile is None and read_another_config(results.provenance):
         note = (
             f"the run read a config file other than {DEFAULT_CONFIG}: add --configfile <your config> to "

@@ -165,11 +165,15 @@ def run_from_snakemake(smk: Snakemake) -> None:
     """The ``view`` rule. It reads the block manifests, as ``aggregate`` does,
     rather than provenance.json, so the two jobs run side by side."""
     from repliflow.core.plan import build_plan
+    from repliflow.engine.looks import run_plan
+    from repliflow.snakemake.hooks import skip_final_collection
 
+    skip_final_collection()
     with open(smk.log[0], "w") as log:
         try:
             results = Path(smk.output.index).parent.parent
-            outputs = provenance_outputs(build_plan(smk.params.config), read_manifests(smk.input.manifests))
+            plan = run_plan(build_plan(smk.params.config))  # sequential: up to the stopping look
+            outputs = provenance_outputs(plan, read_manifests(smk.input.manifests))
             result = build_view(results, outputs)
             how = "symlinks and index.csv" if result.links else "index.csv only (no symlinks here)"
             print(f"view of {result.rows} outputs in {results / 'runs'}: {how}", file=log)

@@ -1,0 +1,24 @@
+# Sequential designs (config `sequential`): one checkpoint per look. Look k
+# reads the block manifests of the replicates up to it (all conditions), tests
+# every hypothesis x treatment against its group-sequential boundary and
+# writes results/<exp>/looks/look-<k>.json. all_manifests (common.smk) walks
+# the looks through this checkpoint, so the replicates past the look where
+# every comparison has stopped are never requested. Logic:
+# repliflow.engine.looks.
+
+
+checkpoint look:
+    input:
+        manifests=look_manifests,
+    output:
+        PLAN.layout.look("{k}"),
+    log:
+        PLAN.layout.rule_log("look-{k}"),
+    wildcard_constraints:
+        k=r"[1-9][0-9]*",
+    conda:
+        "../../envs/repliflow.yaml"
+    params:
+        config=CONFIG,
+    script:
+        "../scripts/look.py"
