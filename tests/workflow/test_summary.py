@@ -8,6 +8,8 @@ import re
 
 from conftest import Experiment, counting_config
 
+from repliflow.store.audit import audit
+
 
 def _table(text: str) -> dict[str, tuple[int, int, int]]:
     rows = re.findall(
@@ -21,6 +23,13 @@ def test_a_run_says_what_it_computed_reused_and_repaired(tmp_path):
     first = experiment.snakemake()
     # datasource (shared), scale, metrics: 3 replicate-steps per replicate and condition
     assert _table(first.stderr) == {"baseline": (9, 0, 0), "double": (9, 0, 0)}
+    # ... and so do provenance.json and the report's provenance section
+    made = {"computed": 9, "reused": 0, "repaired": 0}
+    provenance = json.loads((experiment.results / "provenance.json").read_text())
+    assert provenance["work"] == {"baseline": made, "double": made}
+    page = (experiment.results / "report.html").read_text()
+    assert "<th>computed</th><th>reused</th><th>repaired</th>" in page.replace("\n", "")
+    assert audit(experiment.results, config=experiment.root / "config.yaml").ok
 
     again = experiment.snakemake()  # Snakemake's own line says it; it calls no onsuccess then
     assert "Nothing to be done" in again.stderr and "replicate-steps" not in again.stderr
@@ -30,6 +39,8 @@ def test_a_run_says_what_it_computed_reused_and_repaired(tmp_path):
     more = experiment.snakemake()
     assert _table(more.stderr) == {"baseline": (6, 9, 0), "double": (6, 9, 0)}
     assert "does not match" not in more.stderr  # more replicates are new work, not a repair
+    provenance = json.loads((experiment.results / "provenance.json").read_text())
+    assert provenance["work"]["double"] == {"computed": 6, "reused": 9, "repaired": 0}
 
     provenance = json.loads((experiment.results / "provenance.json").read_text())
     entry = next(o for o in provenance["outputs"] if o["step"] == "scale" and o["conditions"] == ["double"])

@@ -36,7 +36,7 @@ from repliflow.core.records import (
     OutputEntry,
     StepFailure,
 )
-from repliflow.engine import looks
+from repliflow.engine import looks, summary
 from repliflow.errors import RepliflowError, StoreMismatch
 from repliflow.stats import DEFAULT_CORRECTION, EQUIVALENCE
 from repliflow.stats.corrections import adjust
@@ -460,6 +460,9 @@ def aggregate(plan: Plan, manifest_paths: Iterable[str | Path], out_dir: Path, c
     if failed:  # on_failure: missing; each is also in its hypotheses' missing_replicates
         hypotheses["failed_replicates"] = failed
     provenance = build_provenance(plan, manifests, config_files)
+    work = summary.recorded_work(plan)
+    if work is not None:  # what this run computed, reused from the store and repaired
+        provenance["work"] = work
     tables = {
         METRICS: metrics_csv(rows).encode(),
         HYPOTHESES: json.dumps(hypotheses, indent=2, allow_nan=False).encode(),

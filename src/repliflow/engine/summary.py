@@ -135,3 +135,30 @@ def describe_failures(plan: Plan, since: float, shown: int = 5) -> str | None:
     if len(found) > shown:
         lines.append(f"  ... and {len(found) - shown} more (repliflow status lists them all)")
     return "\n".join(lines)
+
+
+RUN_RECORD = os.path.join(".snakemake", "repliflow-run.json")
+
+
+def record_run(since: float, repairs: list[Repair], path: str = RUN_RECORD) -> None:
+    """When this run began and what it repairs, for the aggregate job (which
+    says in provenance.json and the report what the run computed)."""
+    from repliflow.store.storage import atomic_write
+
+    record = {"started": since, "repaired": sorted(repair.target for repair in repairs)}
+    atomic_write(path, json.dumps(record).encode())
+
+
+def recorded_work(plan: Plan, path: str = RUN_RECORD) -> dict[str, dict[str, int]] | None:
+    """``run_work`` of the run recorded by ``record_run``, per condition, as
+    provenance.json holds it; None without a readable record."""
+    try:
+        with open(path, "rb") as handle:
+            record = json.load(handle)
+        since, repaired = float(record["started"]), {str(target) for target in record["repaired"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {
+        name: {"computed": work.computed, "reused": work.reused, "repaired": work.repaired}
+        for name, work in run_work(plan, since, repaired).items()
+    }

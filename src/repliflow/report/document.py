@@ -862,6 +862,21 @@ def _provenance(results: Results) -> list[Element]:
             f"`{prov['code']['sha256'][:16]}`, created {prov['created']}.",
         )
     )
+    work = prov.get("work")
+    if isinstance(work, dict) and work:
+        blocks.append(
+            Element(
+                "p",
+                "What the run that made these tables did, in replicate-steps: computed, reused from the "
+                "store (unchanged recipes), or repaired (a stored file was missing or damaged).",
+            )
+        )
+        rows = [
+            [str(name), *(str(counts.get(kind, "")) for kind in ("computed", "reused", "repaired"))]
+            for name, counts in work.items()
+            if isinstance(counts, dict)
+        ]
+        blocks.append(Element("table", headers=["condition", "computed", "reused", "repaired"], rows=rows))
     blocks.append(
         Element("small", f"Python {env['python']} on {env['platform']}, host {env['host']}; {packages}.")
     )
