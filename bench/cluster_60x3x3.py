@@ -138,14 +138,27 @@ def slurm(variants: dict[str, list[str]], base: Path) -> list[tuple[str, float, 
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--only",
+        choices=["slurm", "htcondor"],
+        help="run the local run and this executor only (perf.py all --slurm)",
+    )
+    only = parser.parse_args().only
     work = REPO / "bench" / "work"
     work.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="cluster-", dir=work))
     local_root = experiment_dir(base, "local", None)
     local = run(snakemake(sys.executable, REPO / "Snakefile", local_root, "--cores", "2"), local_root)
     rows = [("local --cores 2", local, 0, 0.0)]
-    rows += slurm({"profile": [], "fast-status": SLURM_FAST}, base)
-    rows += htcondor({"profile": [], "fast-status": FAST_STATUS})
+    if only in (None, "slurm"):
+        rows += slurm({"profile": [], "fast-status": SLURM_FAST}, base)
+    if only in (None, "htcondor"):
+        rows += htcondor({"profile": [], "fast-status": FAST_STATUS})
     print(f"\n60 replicates x 3 conditions x 3 steps, grouped ({os.cpu_count()} cores, one machine)")
     print(f"{'run':<24} {'wall s':>8} {'submissions':>12} {'job run s':>10} {'x local':>8}")
     for name, elapsed, submissions, job_seconds in rows:

@@ -229,12 +229,16 @@ def executor_plugins() -> list[str]:
     return probe.stdout.split()
 
 
-def snakemake(workdir: Path, cores: int, *extra: str, quiet: bool = True) -> Run:
+def snakemake(
+    workdir: Path, cores: int, *extra: str, quiet: bool = True, checkout: Path | None = None
+) -> Run:
     """One whole Snakemake process on ``workdir`` in the workflow's Python
-    (``workflow_python()``); stops the benchmark on failure."""
+    (``workflow_python()``); stops the benchmark on failure. ``checkout``:
+    another copy of the repository whose Snakefile (and, through the
+    workflow's CHECKOUT_SRC, whose src/) to run, e.g. ``git archive HEAD``'s."""
     command = [
         str(workflow_python()), "-m", "snakemake",
-        "--snakefile", str(REPO / "Snakefile"),
+        "--snakefile", str((checkout or REPO) / "Snakefile"),
         "--directory", str(workdir),
         "--configfile", str(workdir / "config.yaml"),
         "--cores", str(cores),
@@ -291,6 +295,14 @@ def count_work(config: dict, workdir: Path) -> tuple[int, int]:
     # A shared segment (the datasource here) runs once for all conditions.
     steps = sum((segment.end - segment.start + 1) * plan.replicates for segment in plan.segments.values())
     return jobs, steps
+
+
+def block_size(config: dict, workdir: Path) -> int:
+    """Replicates per block job as the planner sizes them (``auto`` resolved)."""
+    from repliflow.core.config import validate_config
+    from repliflow.core.plan import build_plan
+
+    return build_plan(validate_config(config), workdir=str(workdir)).block_size
 
 
 def reference(

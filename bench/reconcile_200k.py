@@ -1,7 +1,7 @@
 """How long does the store reconciliation every run starts with take at
 200,000 outputs?
 
-Builds, in a fresh temporary directory, the store and block manifests of the
+Builds, in a fresh directory under bench/work/ (--work-dir), the store and block manifests of the
 issue's large experiment (50,000 replicates; a shared datasource plus one
 step in each of 3 conditions: 200,000 replicate-steps, 400,000 files with
 the sidecars), laid out exactly as the runner writes them, without running
@@ -10,10 +10,11 @@ calls before Snakemake builds its DAG) on the intact tree, with the files in
 the page cache (as right after a run), and checks that it finds one
 truncated output.
 
-    python bench/reconcile_200k.py [--replicates 50000] [--block 5000] [--repeats 3] [--keep]
+    python bench/reconcile_200k.py [--replicates 50000] [--block 5000] [--repeats 3] [--keep] [--compare HEAD]
 
 Prints ``name value unit ratio`` lines; the ratio is against the 0.5 s budget
-of issue 12. Nothing is written inside the repository.
+of issue 12. With --compare REVISION, the committed reconcile is timed beside
+the working tree's, interleaved.
 """
 
 from __future__ import annotations
@@ -107,6 +108,28 @@ def build(root: Path, replicates: int, block: int):
     return plan, files
 
 
+def committed_reconcile(revision: str):
+    """``reconcile`` as committed at ``revision`` (git show), loaded as its own
+    module, to time the working tree's against it in one run."""
+    import importlib.util
+    import subprocess
+
+    source = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{revision}:src/repliflow/store/reconcile.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    path = Path(tempfile.mkdtemp(prefix="reconcile-head-")) / "reconcile_head.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("reconcile_head", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["reconcile_head"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module.reconcile
+
+
 def main() -> int:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
@@ -114,26 +137,64 @@ def main() -> int:
     parser.add_argument("--block", type=int, default=5_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the temporary tree")
+    parser.add_argument(
+        "--compare",
+        metavar="REVISION",
+        help="also time reconcile as committed at REVISION (e.g. HEAD), interleaved",
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=REPO / "bench" / "work",
+        help="where the tree goes (default bench/work/)",
+    )
     args = parser.parse_args()
-    from repliflow.store.reconcile import reconcile
+    from repliflow.store import reconcile as current
 
-    root = Path(tempfile.mkdtemp(prefix="repliflow-reconcile-"))
+    variants = {}
+    if args.compare:
+        variants[f"reconcile_{args.compare}"] = committed_reconcile(args.compare)
+
+    def without_inventory(plan, root):
+        (root / current.INVENTORY).unlink(missing_ok=True)
+        return current.reconcile(plan, root)
+
+    def one_process(plan, root):
+        saved, current.PARALLEL_FOLDERS = current.PARALLEL_FOLDERS, 10**9
+        try:
+            return current.reconcile(plan, root)
+        finally:
+            current.PARALLEL_FOLDERS = saved
+
+    variants["reconcile_no_inventory"] = without_inventory  # parses every manifest, then writes it
+    variants["reconcile_inventory_one_process"] = one_process
+    variants["reconcile"] = current.reconcile  # what a run does: the inventory, lstats in two processes
+
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="reconcile-", dir=args.work_dir))
     try:
         clock = time.perf_counter()
         plan, files = build(root, args.replicates, args.block)
+        (root / ".snakemake").mkdir()
         print(f"# built {files} store files in {time.perf_counter() - clock:.1f} s under {root}")
         outputs = files // 2
-        times = []
+        times: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(args.repeats):
-            clock = time.perf_counter()
-            found = reconcile(plan, root)
-            times.append(time.perf_counter() - clock)
-            assert found == [], found[:3]
-        best = min(times)
-        print(f"reconcile_{outputs}_outputs {best:.3f} s {best / BUDGET_S:.2f}x_budget_{BUDGET_S}s")
+            for name, function in variants.items():
+                clock = time.perf_counter()
+                found = function(plan, root)
+                times[name].append(time.perf_counter() - clock)
+                assert found == [], found[:3]
+        for name, values in times.items():
+            best = min(values)
+            raw = " ".join(f"{v:.3f}" for v in values)
+            print(
+                f"{name}_{outputs}_outputs {best:.3f} s {best / BUDGET_S:.2f}x_budget_{BUDGET_S}s"
+                f"  # raw {raw}"
+            )
         victim = next((root / plan.store_dir).glob("*/*.json"))
         victim.write_bytes(b"{")
-        found = reconcile(plan, root)
+        found = current.reconcile(plan, root)
         assert len(found) == 1 and "truncated" in found[0].reason, found
         print(f"# a truncated output is found: {found[0].reason}")
     finally:
