@@ -709,4 +709,7 @@ def _run(
 
 
 if __name__ == "__main__":
+    from repliflow.snakemake.hooks import skip_final_collection
+
+    skip_final_collection()  # the process ends here: no collection of what it still holds
     sys.exit(main())
