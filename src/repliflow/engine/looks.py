@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from repliflow.core.plan import BASELINE, Plan
+from repliflow.core.plan import BASELINE, Plan, Sequential
 from repliflow.errors import RepliflowError
 from repliflow.store import storage
 from repliflow.store.layout import ResultsLayout
@@ -152,16 +152,23 @@ def evaluate(plan: Plan, look: int, table: MetricTable, workdir: str | None = No
             )
     running = [c for c in comparisons if not c["stopped"]]
     return {
+        **_identity(plan, sequential, look),
+        "max_replicates": sequential.max_replicates,
+        "schedule": list(sequential.schedule),
+        "continue": bool(running) and look < sequential.looks,
+        "comparisons": comparisons,
+    }
+
+
+def _identity(plan: Plan, sequential: Sequential, look: int) -> dict[str, Any]:
+    """The fields that tie a look file to its experiment, design and look."""
+    return {
         "schema": LOOK_SCHEMA,
         "experiment": plan.experiment,
         "look": look,
         "looks": sequential.looks,
         "spending": sequential.spending,
         "replicates": sequential.replicates_at(look),
-        "max_replicates": sequential.max_replicates,
-        "schedule": list(sequential.schedule),
-        "continue": bool(running) and look < sequential.looks,
-        "comparisons": comparisons,
     }
 
 
@@ -172,14 +179,7 @@ def read_look(plan: Plan, path: str | Path, look: int) -> dict[str, Any]:
     sequential = plan.sequential
     if sequential is None:
         raise RepliflowError(f"repliflow: experiment '{plan.experiment}' has no sequential design")
-    expected = {
-        "schema": LOOK_SCHEMA,
-        "experiment": plan.experiment,
-        "look": look,
-        "looks": sequential.looks,
-        "spending": sequential.spending,
-        "replicates": sequential.replicates_at(look),
-    }
+    expected = _identity(plan, sequential, look)
     if not isinstance(record, dict):
         raise RepliflowError(f"repliflow: {path} does not hold a look record")
     wrong = [key for key, value in expected.items() if record.get(key) != value]
