@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import marshal
 import os
+import shutil
 import stat
 import struct
 import threading
@@ -425,6 +426,8 @@ def schedule_repairs(plan: Plan, repairs: list[Repair], workdir: str | Path = ".
         with contextlib.suppress(FileNotFoundError):
             if path.is_symlink() or path.is_file():
                 path.unlink()
+            elif path.is_dir():  # a directory output (the report's figures/): never through a link
+                shutil.rmtree(path)
         lines.append(f"{stamp}\t{repair.target}\t{' '.join(repair.reason.split())}\n")
     fd = os.open(
         ResultsLayout.of(plan.experiment, str(workdir)).repairs, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
