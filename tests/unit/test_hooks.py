@@ -8,10 +8,12 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
 from repliflow.snakemake import hooks as workflow_support
+from repliflow.snakemake import markers
 
 
 def _setup(tmp_path, monkeypatch, pid, host=None):
@@ -80,6 +82,11 @@ def test_a_dead_holders_lock_stays_while_its_cluster_jobs_work_here_and_says_so(
     job = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(60)", "--snakemake-job"], cwd=tmp_path
     )
+    # as a real job would be by then: running, in the folder (on a loaded machine
+    # /proc showed it otherwise for a moment, and the check missed it once)
+    deadline = time.monotonic() + 10
+    while job.pid not in markers.snakemake_pids_here(tmp_path.resolve()) and time.monotonic() < deadline:
+        time.sleep(0.05)
     try:
         notice = workflow_support.release_stale_lock()
         assert notice and f"pid {job.pid}" in notice and "condor_rm" in notice and "scancel" in notice
