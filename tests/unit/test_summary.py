@@ -83,3 +83,19 @@ def test_describe_lines():
     assert describe({"baseline": Work(0, 5, 0)}).endswith(
         "all 5 replicate-steps of 1 condition were reused from the store"
     )
+
+
+def test_manifests_already_parsed_are_not_read_again(plan):
+    start = time.time()
+    paths = _run_all(plan)
+    parsed = {path: json.loads(Path(path).read_text()) for path in paths}
+    for path in paths:
+        Path(path).write_text("not json any more")  # only the parsed copies can give the counts
+        os.utime(path, (start + 1, start + 1))
+    first = parsed[paths[0]]
+    size = sum(len(r["steps"]) for r in first["replicates"])
+    first["work"] = {"computed": 0, "reused": size}  # counts only the parsed copy holds
+    totals = run_work(plan, start, set(), parsed)
+    assert sum(w.reused for w in totals.values()) >= size and sum(w.computed for w in totals.values()) < 24
+    parsed[paths[0]] = {"work": "lots"}  # a hostile record: its whole block counted as computed
+    assert run_work(plan, start, set(), parsed) == {"baseline": Work(12, 0, 0), "double": Work(12, 0, 0)}

@@ -460,7 +460,14 @@ def aggregate(plan: Plan, manifest_paths: Iterable[str | Path], out_dir: Path, c
     if failed:  # on_failure: missing; each is also in its hypotheses' missing_replicates
         hypotheses["failed_replicates"] = failed
     provenance = build_provenance(plan, manifests, config_files)
-    work = summary.recorded_work(plan)
+    # what the manifests list, for the next run's reconciliation (which then parses none of them)
+    by_path = {
+        plan.manifest_path(block): manifests[(segment.id, block.lo)]
+        for segment in plan.segments.values()
+        for block in plan.blocks(segment)
+        if (segment.id, block.lo) in manifests
+    }
+    work = summary.recorded_work(plan, by_path)  # from the manifests read above, not read again
     if work is not None:  # what this run computed, reused from the store and repaired
         provenance["work"] = work
     tables = {
@@ -472,13 +479,6 @@ def aggregate(plan: Plan, manifest_paths: Iterable[str | Path], out_dir: Path, c
         storage.atomic_write(out_dir / name, data)
     write_provenance(out_dir / PROVENANCE, provenance, iter_provenance_outputs(plan, manifests))
     keep_last_good(out_dir, [*tables, PROVENANCE])
-    # what the manifests list, for the next run's reconciliation (which then parses none of them)
-    by_path = {
-        plan.manifest_path(block): manifests[(segment.id, block.lo)]
-        for segment in plan.segments.values()
-        for block in plan.blocks(segment)
-        if (segment.id, block.lo) in manifests
-    }
     reconcile.remember_manifests(by_path, stamps)
 
 

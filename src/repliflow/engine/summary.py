@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from repliflow.core.plan import Plan
 from repliflow.core.records import check_attempt
@@ -34,12 +36,15 @@ class Work:
         self.repaired += other.repaired
 
 
-def _recorded(path: str) -> tuple[int, int] | None:
-    """(computed, reused) as the manifest records them; None when it cannot
-    be read or records no valid counts (a manifest of an older repliflow)."""
+def _recorded(path: str, parsed: Mapping[str, Any] | None = None) -> tuple[int, int] | None:
+    """(computed, reused) as the manifest records them (``parsed``: the manifest
+    already read, so it is not read again); None when it cannot be read or
+    records no valid counts (a manifest of an older repliflow)."""
     try:
-        with open(path, "rb") as handle:
-            work = json.load(handle).get("work")
+        if parsed is None:
+            with open(path, "rb") as handle:
+                parsed = json.load(handle)
+        work: Any = parsed.get("work")  # anything: a hostile manifest's counts are checked below
         computed, reused = work["computed"], work["reused"]
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return None
@@ -47,10 +52,12 @@ def _recorded(path: str) -> tuple[int, int] | None:
     return (computed, reused) if valid else None
 
 
-def run_work(plan: Plan, since: float, repaired: set[str]) -> dict[str, Work]:
+def run_work(
+    plan: Plan, since: float, repaired: set[str], parsed: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Work]:
     """Per condition (config order), what this run did; ``since`` is when it
     began (seconds since the epoch), ``repaired`` the manifests reconcile
-    scheduled again."""
+    scheduled again, ``parsed`` manifests already read, by path."""
     by_segment: dict[str, Work] = {}
     for segment in plan.segments.values():
         work = by_segment[segment.id] = Work()
@@ -62,7 +69,7 @@ def run_work(plan: Plan, since: float, repaired: set[str]) -> dict[str, Work]:
                 fresh = os.stat(path).st_mtime >= since
             except OSError:  # not made (a failed job): nothing to count
                 continue
-            counts = _recorded(path) if fresh else None
+            counts = _recorded(path, (parsed or {}).get(path)) if fresh else None
             if not fresh:
                 work.reused += size
             elif counts is None:
@@ -149,7 +156,9 @@ def record_run(since: float, repairs: list[Repair], path: str = RUN_RECORD) -> N
     atomic_write(path, json.dumps(record).encode())
 
 
-def recorded_work(plan: Plan, path: str = RUN_RECORD) -> dict[str, dict[str, int]] | None:
+def recorded_work(
+    plan: Plan, parsed: Mapping[str, Mapping[str, Any]] | None = None, path: str = RUN_RECORD
+) -> dict[str, dict[str, int]] | None:
     """``run_work`` of the run recorded by ``record_run``, per condition, as
     provenance.json holds it; None without a readable record."""
     try:
@@ -160,5 +169,5 @@ def recorded_work(plan: Plan, path: str = RUN_RECORD) -> dict[str, dict[str, int
         return None
     return {
         name: {"computed": work.computed, "reused": work.reused, "repaired": work.repaired}
-        for name, work in run_work(plan, since, repaired).items()
+        for name, work in run_work(plan, since, repaired, parsed).items()
     }
