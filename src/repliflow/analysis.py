@@ -30,7 +30,7 @@ from repliflow.core.records import StoredOutput
 from repliflow.errors import RepliflowError
 from repliflow.report.tables import Results, read_results
 from repliflow.store import storage
-from repliflow.store.layout import METRICS, PROVENANCE, output_paths
+from repliflow.store.layout import METRICS, PROVENANCE, ResultsLayout, output_paths
 from repliflow.store.provenance import read_provenance
 
 if TYPE_CHECKING:
@@ -71,17 +71,20 @@ def _pandas() -> Any:
     return pandas
 
 
-def load(results_dir: str | Path) -> RunResults:
+def load(results_dir: str | Path, store: str | Path | None = None) -> RunResults:
     """The results of ``results/<experiment>``: its tables checked for their
-    types, as pandas objects (see the module's docstring)."""
+    types, as pandas objects (see the module's docstring). Outputs are read
+    from ``store`` if given, else from the shared store provenance.json
+    names, else from the results folder's own."""
     _pandas()
-    return RunResults(Path(results_dir), read_results(results_dir))
+    return RunResults(Path(results_dir), read_results(results_dir), None if store is None else Path(store))
 
 
 @dataclass
 class RunResults:
     path: Path
     tables: Results = field(repr=False)
+    store: Path | None = None
 
     @property
     def experiment(self) -> str:
@@ -143,7 +146,10 @@ class RunResults:
                 "format": entry.get("format") or _format_of(path),
                 "sha256": entry["sha256"],
             }
-            value, _ = storage.load(self.path / "store", entry["key"], record)
+            shared = self.store or self.provenance.get("store")
+            value, _ = storage.load(
+                ResultsLayout(str(self.path), shared and str(shared)).store, entry["key"], record
+            )
             return value
         steps = sorted({str(entry.get("step")) for entry in self._outputs})
         raise RepliflowError(

@@ -16,7 +16,12 @@ def _audit(args: argparse.Namespace) -> int:
     from repliflow.store.audit import audit
 
     result = audit(
-        args.results, args.workers, config=args.config, workdir=args.workdir, check_code=not args.no_code
+        args.results,
+        args.workers,
+        config=args.config,
+        workdir=args.workdir,
+        check_code=not args.no_code,
+        store=args.store,
     )
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
@@ -133,7 +138,7 @@ def _write_prov(results: str) -> None:
 def _trust(args: argparse.Namespace) -> int:
     from repliflow.store.trust import key_file, trust, unsigned_pickles
 
-    pending, result = unsigned_pickles(args.results)
+    pending, result = unsigned_pickles(args.results, args.store)
     for refused in result.refused:
         print(f"not signed: {refused}", file=sys.stderr)
     if not pending:
@@ -173,7 +178,7 @@ def _status(args: argparse.Namespace) -> int:
 def _gc(args: argparse.Namespace) -> int:
     from repliflow.store.gc import format_gc, gc
 
-    result = gc(args.configs, args.directory, delete=args.delete)
+    result = gc(args.configs, args.directory, delete=args.delete, forget_missing=args.forget_missing)
     print(json.dumps(result.to_json(), indent=2) if args.json else format_gc(result))
     return 1 if result.errors else 0
 
@@ -298,6 +303,11 @@ def main(argv: list[str] | None = None) -> int:
         "--no-code", action="store_true", help="check integrity only, not staleness against the code"
     )
     audit.add_argument("--workers", type=int, help="processes hashing in parallel (default: one per core)")
+    audit.add_argument(
+        "--store",
+        help="the shared store the outputs are in, when not the one provenance.json names "
+        "(a copy received with the results folder)",
+    )
     audit.set_defaults(handler=_audit)
     trust = commands.add_parser(
         "trust",
@@ -305,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     trust.add_argument("results", help="results/<experiment>")
     trust.add_argument("--yes", action="store_true", help="sign without asking")
+    trust.add_argument(
+        "--store", help="the shared store its outputs are in, when not the one provenance.json names"
+    )
     trust.set_defaults(handler=_trust)
     status = commands.add_parser(
         "status",
@@ -323,6 +336,12 @@ def main(argv: list[str] | None = None) -> int:
         "configs", nargs="*", help="every config using the experiment (default: config/config.yaml in -d)"
     )
     gc.add_argument("--delete", action="store_true", help="remove them (default: only list them)")
+    gc.add_argument(
+        "--forget-missing",
+        action="store_true",
+        help="in a shared store: drop the registrations of results folders that no longer exist, "
+        "so the outputs only they used are collected too",
+    )
     gc.add_argument("-d", "--directory", default=".", help="the working directory of the runs (default: .)")
     gc.add_argument("--json", action="store_true", help="print the findings as JSON")
     gc.set_defaults(handler=_gc)

@@ -22,7 +22,8 @@ else:
 from repliflow.snakemake.blocks import BlockJobs, rule_function
 from repliflow.core.config import check_config_files, code_environment, validate_config
 from repliflow.errors import RepliflowError
-from repliflow.store.pathgate import check_results_tree
+from repliflow.store.pathgate import check_results_tree, check_store_tree
+from repliflow.store.shared import register_plan
 from repliflow.core.plan import build_plan
 from repliflow.engine.looks import run_plan, sequential_manifests
 from repliflow.store.reconcile import describe as describe_repairs
@@ -54,6 +55,9 @@ try:
     # results/<exp>, store/, blocks/ and runs/ must be real folders: a link
     # (planted in a received results folder) would lead reads and writes outside
     check_results_tree(PLAN.results_dir)
+    check_store_tree(PLAN.store_dir)
+    if workflow.is_main_process and not workflow.output_settings.dryrun:
+        register_plan(PLAN)  # a shared store's gc keeps what this results folder uses
 except RepliflowError as exc:
     if getattr(exc, "file", "") is None:
         exc.file = CONFIG_FILES

@@ -29,6 +29,7 @@ from repliflow.core.stepcode import FunctionInfo, function_info, resolve_code_pa
 from repliflow.errors import ConfigError, LayoutError
 from repliflow.stats import DIFFERENCE_NAMES, EQUIVALENCE
 from repliflow.store.layout import ResultsLayout
+from repliflow.store.shared import store_location
 
 BASELINE = "baseline"
 DATASOURCE = "datasource"
@@ -153,6 +154,7 @@ class Plan:
     hypotheses: list[dict[str, Any]]
     config: dict[str, Any]
     sequential: Sequential | None = None  # config ``sequential``: ``replicates`` is the maximum
+    store: str | None = None  # a shared store (absolute; repliflow.store.shared), else results/<exp>/store
     # per-plan memo of derived values that Snakemake asks for once per job
     _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -160,7 +162,11 @@ class Plan:
     def layout(self) -> ResultsLayout:
         """Paths under results/<experiment>, relative to the working directory
         (made once: manifest_path asks for it for every job of every run)."""
-        return ResultsLayout.of(self.experiment)
+        return ResultsLayout.of(self.experiment, store=self.store)
+
+    def layout_at(self, workdir: str | Path) -> ResultsLayout:
+        """The layout with paths under ``workdir`` (the store is absolute anyway)."""
+        return ResultsLayout.of(self.experiment, str(workdir), store=self.store)
 
     @property
     def results_dir(self) -> str:
@@ -276,6 +282,8 @@ class Plan:
             spec["retries"] = retries
         if self.config.get("on_failure") == "missing":
             spec["on_failure"] = "missing"
+        if self.store is not None:
+            spec["store"] = self.store
         return spec
 
     def seeds(self) -> list[int]:
@@ -417,6 +425,9 @@ def build_plan(config: dict[str, Any], *, workdir: str | None = None) -> Plan:
     )
     if sequential is not None:
         block_size = _look_aligned(block_size, sequential, config.get("batch") or {})
+    store = store_location(config, experiment, workdir)
+    if store is not None:  # as the jobs must see it, whatever their environment or folder
+        config = {**config, "store": store}
     return Plan(
         experiment=experiment,
         code=config["code"],
@@ -429,6 +440,7 @@ def build_plan(config: dict[str, Any], *, workdir: str | None = None) -> Plan:
         hypotheses=hypotheses,
         config=config,
         sequential=sequential,
+        store=store,
     )
 
 

@@ -60,6 +60,7 @@ class BlockSpec(TypedDict):
     concurrency: NotRequired[list[int]]
     max_rates: NotRequired[list[float | None]]
     retries: NotRequired[list[RetrySpec | None]]
+    store: NotRequired[str]  # a shared store (absolute), else results/<experiment>/store
 
 
 class RetrySpec(TypedDict):
@@ -363,6 +364,8 @@ def check_provenance(value: object, path: str) -> dict[str, Any]:
     for name, value in (provenance.get("results") or {}).items():
         if not isinstance(value, str):
             c.fail(f"results.{name} is {_type(value)}, expected a sha256")
-    for name in ("experiment", "config_hash", "config_files", "created"):
+    for name in ("experiment", "config_hash", "config_files", "created", "store"):
         c.get(provenance, name, str, optional=True)
+    if "store" in provenance and not provenance["store"].startswith("/"):
+        c.fail(f"store is {provenance['store']!r}, expected an absolute path")
     return provenance

@@ -470,6 +470,8 @@ def aggregate(plan: Plan, manifest_paths: Iterable[str | Path], out_dir: Path, c
     work = summary.recorded_work(plan, by_path)  # from the manifests read above, not read again
     if work is not None:  # what this run computed, reused from the store and repaired
         provenance["work"] = work
+    if plan.store is not None:  # outputs' store/... paths are in this shared store
+        provenance["store"] = plan.store
     tables = {
         METRICS: metrics_csv(rows).encode(),
         HYPOTHESES: json.dumps(hypotheses, indent=2, allow_nan=False).encode(),
@@ -497,9 +499,9 @@ def _set_aside(plan: Plan, manifests: Manifests, exc: StoreMismatch) -> Repliflo
                 )
         return RepliflowError(str(exc))
     names = [os.path.basename(exc.path), f"{exc.key}{SIDECAR_SUFFIX}"]
-    moved = storage.quarantine(plan.store_dir, exc.key, names, str(exc))
+    moved = storage.quarantine(plan.store_dir, exc.key, names, str(exc), plan.layout.quarantine)
     return RepliflowError(
-        f"{exc}; moved {', '.join(moved) or 'nothing'} to {plan.results_dir}/quarantine: run the same "
+        f"{exc}; moved {', '.join(moved) or 'nothing'} to {plan.layout.quarantine}: run the same "
         "command again to recompute it"
     )
 

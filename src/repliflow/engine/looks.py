@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 from repliflow.core.plan import BASELINE, Plan, Sequential
 from repliflow.errors import RepliflowError
 from repliflow.store import storage
-from repliflow.store.layout import ResultsLayout
 from repliflow.store.pathgate import read_json
 
 if TYPE_CHECKING:
@@ -223,7 +222,7 @@ def recorded_looks(plan: Plan, workdir: str | Path = ".") -> list[dict[str, Any]
     stops the run; empty without a sequential design."""
     if plan.sequential is None:
         return []
-    layout = ResultsLayout.of(plan.experiment, str(workdir))
+    layout = plan.layout_at(workdir)
     found: list[dict[str, Any]] = []
     for k in range(1, plan.sequential.looks + 1):
         try:

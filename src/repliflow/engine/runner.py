@@ -110,9 +110,11 @@ class BlockRunner:
             Step(s["name"], s["function"], s["position"], s["code_hash"], s["params"]) for s in spec["steps"]
         ]
         self.start = spec["start"]
-        layout = ResultsLayout.of(spec["experiment"], self.workdir)
+        layout = ResultsLayout.of(spec["experiment"], self.workdir, store=spec.get("store"))
         pathgate.check_results_tree(layout.root)
+        pathgate.check_store_tree(layout.store)
         self.store = layout.store
+        self.quarantine_dir = layout.quarantine
         self.condition = spec["condition"]
         self.versions = _Versions()
         self.host = socket.gethostname()
@@ -253,7 +255,9 @@ class BlockRunner:
             cause, message = exc, str(exc).removeprefix("repliflow: ")
         except IntegrityError as exc:
             names = [f"{key}.{ext}" for ext in storage.EXTENSIONS.values()]
-            moved = storage.quarantine(self.store, key, [*names, f"{key}{SIDECAR_SUFFIX}"], str(exc))
+            moved = storage.quarantine(
+                self.store, key, [*names, f"{key}{SIDECAR_SUFFIX}"], str(exc), self.quarantine_dir
+            )
             cause, message = (
                 exc,
                 (
@@ -272,7 +276,7 @@ class BlockRunner:
         raise StepError(message, condition=self.condition, replicate=replicate, step=step) from cause
 
     def _quarantine(self, key: str, names: list[str], why: str, replicate: int) -> None:
-        moved = storage.quarantine(self.store, key, names, why)
+        moved = storage.quarantine(self.store, key, names, why, self.quarantine_dir)
         if moved:
             print(
                 f"{now()} replicate {replicate}: moved {', '.join(moved)} to quarantine ({why}); "

@@ -35,7 +35,7 @@ from repliflow.errors import RepliflowError
 from repliflow.snakemake.command import DEFAULT_CONFIG, finish_command
 from repliflow.snakemake.markers import incomplete_outputs, snakemake_active
 from repliflow.store import storage
-from repliflow.store.layout import TABLES, ResultsLayout
+from repliflow.store.layout import TABLES
 from repliflow.store.pathgate import check_results_tree, read_json
 from repliflow.store.reconcile import Repair, reconcile
 
@@ -87,7 +87,7 @@ class _Reader:
     def __init__(self, plan: Plan, workdir: Path):
         self.plan = plan
         self.workdir = workdir
-        self.layout = ResultsLayout.of(plan.experiment, str(workdir))
+        self.layout = plan.layout_at(workdir)
         self.results = Path(self.layout.root)
         self.store = Path(self.layout.store)
         self.marked = incomplete_outputs(workdir)

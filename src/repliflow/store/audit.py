@@ -46,8 +46,8 @@ from repliflow.core import hashing
 from repliflow.core.records import check_sidecar
 from repliflow.errors import BadRecord, ConfigError, LayoutError, RepliflowError, UnsafePathError
 from repliflow.snakemake.command import DEFAULT_CONFIG
-from repliflow.store.layout import HYPOTHESES, LAST_GOOD, METRICS, PROVENANCE, output_paths
-from repliflow.store.pathgate import check_results_tree, hash_file, read_json
+from repliflow.store.layout import HYPOTHESES, LAST_GOOD, METRICS, PROVENANCE, ResultsLayout, output_paths
+from repliflow.store.pathgate import check_results_tree, check_store_tree, hash_file, read_json
 from repliflow.store.provenance import read_provenance
 
 AUDIT_SCHEMA = "repliflow.audit/1"
@@ -106,11 +106,12 @@ _Sent = tuple[object, ...]  # an entry's values of the _SENT fields, in that ord
 _Entries = Mapping[str, Mapping[str, Any]]  # provenance.json's outputs by key
 
 
-def _check_one(results: str, entry: Mapping[str, Any], base_seed: object) -> _Seen:
+def _check_one(store: str, entry: Mapping[str, Any], base_seed: object) -> _Seen:
     key = entry["key"]
-    path, sidecar_path = f"{results}/{entry['path']}", f"{results}/{entry['sidecar']}"
+    # the entry's paths are store/<kk>/... (checked by layout.output_paths)
+    path, sidecar_path = f"{store}{entry['path'][5:]}", f"{store}{entry['sidecar'][5:]}"
     try:
-        actual, size = hash_file(path, results)
+        actual, size = hash_file(path, store)
     except FileNotFoundError:
         actual, size = None, None
     except UnsafePathError as exc:
@@ -123,7 +124,7 @@ def _check_one(results: str, entry: Mapping[str, Any], base_seed: object) -> _Se
     if actual is None:
         problems.append(Problem(path, "missing output", "missing", key))
     try:
-        sidecar = check_sidecar(read_json(sidecar_path, "sidecar", results), sidecar_path)
+        sidecar = check_sidecar(read_json(sidecar_path, "sidecar", store), sidecar_path)
     except FileNotFoundError:
         problem = Problem(sidecar_path, "missing sidecar", "sidecar-missing", key)
         return _Seen(key, actual, size, False, problems=(*problems, problem))
@@ -188,17 +189,17 @@ def _check_one(results: str, entry: Mapping[str, Any], base_seed: object) -> _Se
 
 
 def _check_chunk(task: tuple[str, list[_Sent], object]) -> list[_Seen]:
-    results, rows, base_seed = task
-    return [_check_one(results, dict(zip(_SENT, row, strict=True)), base_seed) for row in rows]
+    store, rows, base_seed = task
+    return [_check_one(store, dict(zip(_SENT, row, strict=True)), base_seed) for row in rows]
 
 
 def _check_all(
-    results: Path, entries: Sequence[Mapping[str, Any]], base_seed: object, workers: int
+    store: str, entries: Sequence[Mapping[str, Any]], base_seed: object, workers: int
 ) -> list[_Seen]:
     rows = [tuple(entry.get(name) for name in _SENT) for entry in entries]
     if workers <= 1 or len(rows) < PARALLEL_FROM:
-        return _check_chunk((str(results), rows, base_seed))
-    chunks = [(str(results), rows[i : i + CHUNK], base_seed) for i in range(0, len(rows), CHUNK)]
+        return _check_chunk((store, rows, base_seed))
+    chunks = [(store, rows[i : i + CHUNK], base_seed) for i in range(0, len(rows), CHUNK)]
     with ProcessPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
         return [seen for part in pool.map(_check_chunk, chunks) for seen in part]
 
@@ -277,12 +278,15 @@ def audit(
     config: str | Path | None = None,
     workdir: str | Path | None = None,
     check_code: bool = True,
+    store: str | Path | None = None,
 ) -> AuditResult:
     """Audit ``results/<experiment>``; see the module docstring for what is checked.
 
     Staleness is judged against the code file of ``config`` (default:
     ``config/config.yaml`` in ``workdir``, which defaults to the folder
-    holding ``results/``); its code path is relative to ``workdir``.
+    holding ``results/``); its code path is relative to ``workdir``. The
+    outputs are looked for in ``store`` if given, else in the shared store
+    provenance.json names, else in the results folder's own store.
     """
     results = Path(results_dir)
     provenance_path = str(results / PROVENANCE)
@@ -316,22 +320,39 @@ def audit(
             problems.append(Problem(provenance_path, text, "unsafe-path"))
             continue
         entries.setdefault(entry["key"], entry)
+    layout = ResultsLayout(str(results), os.path.abspath(store) if store else provenance.get("store"))
+    if layout.shared_store:
+        notes.append(_shared_store_note(layout.shared_store, given=store is not None))
+    try:
+        check_store_tree(layout.store)
+    except UnsafePathError as exc:
+        return AuditResult(0, [Problem(layout.store, str(exc), "unsafe-path")], notes)
     base_seed = (provenance.get("seeds") or {}).get("base")
     workers = workers or os.cpu_count() or 1
-    seen = {s.key: s for s in _check_all(results, list(entries.values()), base_seed, workers)}
-    _integrity(results, entries, seen, problems)
-    _chains(results, entries, seen, problems)
+    seen = {s.key: s for s in _check_all(layout.store, list(entries.values()), base_seed, workers)}
+    _integrity(layout, entries, seen, problems)
+    _chains(layout, entries, seen, problems)
     repair: list[str] = []
     if check_code:
         code_workdir = Path(workdir) if workdir else _default_workdir(results)
         code_config = Path(config) if config else code_workdir / DEFAULT_CONFIG
         code = _CurrentCode(code_config, code_workdir, provenance.get("experiment"))
-        _staleness(results, provenance, entries, seen, code, problems, notes)
+        _staleness(layout, provenance, entries, seen, code, problems, notes)
         # (the table problems _tables adds below name no output: they are not repairable)
         if any(p.kind in REPAIRABLE and p.key in entries for p in problems):
             repair = repair_command(entries, problems, code_config, code_workdir, notes)
     _tables(tables_dir, provenance, problems)
     return AuditResult(len(entries), problems, notes, repair)
+
+
+def _shared_store_note(store: str, *, given: bool) -> str:
+    where = "given with --store" if given else "named by provenance.json"
+    if os.path.isdir(store):
+        return f"outputs checked in the shared store {store} ({where})"
+    return (
+        f"the shared store {store} ({where}) is not here: every output reads as missing; "
+        "pass --store DIR where a copy of it is"
+    )
 
 
 # Kinds the workflow repairs: running the block that made the output again
@@ -373,7 +394,9 @@ def repair_command(
     return [*finish_command(workdir, relative, rerun_incomplete=False), "--forcerun", *sorted(manifests)]
 
 
-def _integrity(results: Path, entries: _Entries, seen: Mapping[str, _Seen], problems: list[Problem]) -> None:
+def _integrity(
+    layout: ResultsLayout, entries: _Entries, seen: Mapping[str, _Seen], problems: list[Problem]
+) -> None:
     by_sha: dict[str, str] = {}
     for key, entry in entries.items():
         by_sha.setdefault(entry["sha256"], key)
@@ -390,37 +413,39 @@ def _integrity(results: Path, entries: _Entries, seen: Mapping[str, _Seen], prob
         if other is not None and other != key:
             o = entries[other]
             text += (
-                f"; it holds the content of {results / o['path']} (step {o.get('step')}, replicate "
+                f"; it holds the content of {layout.in_store(o['path'])} (step {o.get('step')}, replicate "
                 f"{o.get('replicate')}, {', '.join(o.get('conditions') or [])}): swapped or copied"
             )
-            problems.append(Problem(str(results / entry["path"]), text, "swapped", key))
+            problems.append(Problem(layout.in_store(entry["path"]), text, "swapped", key))
         else:
             problems.append(
-                Problem(str(results / entry["path"]), text + ": tampered or corrupted", "tampered", key)
+                Problem(layout.in_store(entry["path"]), text + ": tampered or corrupted", "tampered", key)
             )
 
 
-def _chains(results: Path, entries: _Entries, seen: Mapping[str, _Seen], problems: list[Problem]) -> None:
+def _chains(
+    layout: ResultsLayout, entries: _Entries, seen: Mapping[str, _Seen], problems: list[Problem]
+) -> None:
     for key, entry in entries.items():
         upstream = seen[key].upstream
         if upstream is None:
             continue
         up_key, up_sha = upstream
-        sidecar = str(results / entry["sidecar"])
+        sidecar = layout.in_store(entry["sidecar"])
         recorded = entries.get(up_key)
         if recorded is None:
             text = f"its input {up_key} is not among the outputs provenance.json records (broken chain)"
             problems.append(Problem(sidecar, text, "broken-chain", key))
         elif recorded["sha256"] != up_sha:
             text = (
-                f"its input {results / recorded['path']} was recorded with sha256 {up_sha} when this "
+                f"its input {layout.in_store(recorded['path'])} was recorded with sha256 {up_sha} when this "
                 f"output was made, but is recorded as {recorded['sha256']} now (broken chain)"
             )
             problems.append(Problem(sidecar, text, "broken-chain", key))
 
 
 def _staleness(
-    results: Path,
+    layout: ResultsLayout,
     provenance: Mapping[str, Any],
     entries: _Entries,
     seen: Mapping[str, _Seen],
@@ -473,7 +498,7 @@ def _staleness(
             if reason is None:
                 fresh.add(below)
             else:
-                reason = f"it was made from a stale input, {results / entries[key]['path']}"
+                reason = f"it was made from a stale input, {layout.in_store(entries[key]['path'])}"
                 stale[below] = reason
             key = below
         return reason
@@ -481,7 +506,7 @@ def _staleness(
     for key, entry in entries.items():
         reason = why_stale(key)
         if reason is not None:
-            problems.append(Problem(str(results / entry["path"]), f"stale: {reason}", "stale", key))
+            problems.append(Problem(layout.in_store(entry["path"]), f"stale: {reason}", "stale", key))
     recorded = (provenance.get("code") or {}).get("sha256")
     if not stale and isinstance(recorded, str) and hashing.sha256_file(str(code_path)) != recorded:
         notes.append(

@@ -1,7 +1,9 @@
 """Where things are under ``results/<experiment>/``, and which store names are valid.
 
 ``ResultsLayout`` names every path of a results folder (the rules, the runner,
-aggregate, status, gc, the view and audit all take their paths from it);
+aggregate, status, gc, the view and audit all take their paths from it), and
+of its store: ``results/<experiment>/store`` unless the config names a shared
+one (``store:``, or ``REPLIFLOW_STORE``; see repliflow.store.shared);
 ``output_paths`` checks that a path taken from a record is exactly the one its
 key dictates before anything is opened, linked or deleted.
 """
@@ -46,19 +48,33 @@ class ResultsLayout:
           last-good/                                the last tables that finished
           runs/<condition>/rep-<r>/<step>.<ext>     the readable view (links; r zero-padded)
           quarantine/                               damaged files, with log.tsv
+                                                    (a shared store keeps its own: <store>/quarantine/)
           repairs.tsv                               what reconcile scheduled again
           looks/look-<k>.json                       a sequential design's decisions at look k
     """
 
     root: str
+    # an absolute path when the store is shared between results folders
+    shared_store: str | None = None
 
     @classmethod
-    def of(cls, experiment: str, workdir: str = "") -> ResultsLayout:
-        return cls(f"{workdir.rstrip('/')}/results/{experiment}" if workdir else f"results/{experiment}")
+    def of(cls, experiment: str, workdir: str = "", store: str | None = None) -> ResultsLayout:
+        root = f"{workdir.rstrip('/')}/results/{experiment}" if workdir else f"results/{experiment}"
+        return cls(root, store)
 
     @property
     def store(self) -> str:
-        return f"{self.root}/store"
+        return self.shared_store or f"{self.root}/store"
+
+    def in_store(self, recorded: str) -> str:
+        """The file a record's ``store/<kk>/<name>`` path (relative to the
+        results folder, as provenance.json and the view's index give it)
+        names, in this layout's store."""
+        return (
+            f"{self.store}{recorded[len('store') :]}"
+            if recorded.startswith("store/")
+            else f"{self.root}/{recorded}"
+        )
 
     @property
     def blocks(self) -> str:
@@ -74,7 +90,9 @@ class ResultsLayout:
 
     @property
     def quarantine(self) -> str:
-        return f"{self.root}/quarantine"
+        """Where damaged store files are moved: beside the store they were in
+        (a rename, never a copy across file systems)."""
+        return f"{self.shared_store}/quarantine" if self.shared_store else f"{self.root}/quarantine"
 
     @property
     def last_good(self) -> str:

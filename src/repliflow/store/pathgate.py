@@ -81,6 +81,14 @@ def check_results_tree(results: str | Path) -> None:
         check_real_dir(results / name, f"{name}/ folder")
 
 
+def check_store_tree(store: str | Path) -> None:
+    """A store (a results folder's own, or a shared one) and its quarantine
+    are real directories where they exist; its ``<kk>`` folders are checked
+    as each file below them is opened (``root``)."""
+    check_real_dir(store, "store folder")
+    check_real_dir(Path(store) / "quarantine", "quarantine folder")
+
+
 def _check_parents(path: str, root: str | None) -> None:
     """Every folder from ``root`` (exclusive) down to ``path``'s parent is real."""
     if root is None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from repliflow.core.records import check_sidecar
 from repliflow.errors import LayoutError
-from repliflow.store.layout import output_paths
+from repliflow.store.layout import ResultsLayout, output_paths
 from repliflow.store.pathgate import read_json
 from repliflow.store.provenance import read_provenance
 
@@ -39,12 +39,12 @@ AGENT = "repliflow:repliflow"
 ProvDocument = dict[str, dict[str, object]]
 
 
-def _sidecar(results: Path, entry: Mapping[str, Any]) -> Mapping[str, object]:
+def _sidecar(layout: ResultsLayout, entry: Mapping[str, Any]) -> Mapping[str, object]:
     """The entry's sidecar, type-checked; empty when it is missing or malformed
     (the export then says less about that output; ``audit`` names the file)."""
-    path = results / entry["sidecar"]
+    path = layout.in_store(entry["sidecar"])
     try:
-        return check_sidecar(read_json(path, "sidecar", results), str(path), entry["key"])
+        return check_sidecar(read_json(path, "sidecar", layout.store), path, entry["key"])
     except (LayoutError, OSError):
         return {}
 
@@ -70,7 +70,8 @@ def to_prov(results_dir: str | Path) -> ProvDocument:
     for index, entry in enumerate(provenance["outputs"]):
         output_paths(entry, f"outputs[{index}]")  # raises LayoutError on a malformed or unsafe entry
         entries.append(entry)
-    sidecars = [_sidecar(results, entry) for entry in entries]  # small files, in the page cache
+    layout = ResultsLayout(str(results), provenance.get("store"))
+    sidecars = [_sidecar(layout, entry) for entry in entries]  # small files, in the page cache
 
     doc: ProvDocument = {
         "prefix": {"repliflow": NAMESPACE, "exp": f"urn:repliflow:experiment:{experiment}/"},

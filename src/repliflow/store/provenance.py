@@ -32,6 +32,19 @@ def read_provenance(results: Path) -> dict[str, Any]:
     return check_provenance(provenance, str(path))
 
 
+def recorded_store(results: Path) -> str | None:
+    """The shared store provenance.json (else the last good one) names for
+    ``results``' outputs; None for the results folder's own store."""
+    from repliflow.store.layout import LAST_GOOD
+
+    for folder in (results, results / LAST_GOOD):
+        try:
+            return read_provenance(folder).get("store")
+        except LayoutError:
+            continue
+    return None
+
+
 def read_manifests(paths: Iterable[str | Path]) -> dict[tuple[str, int], Manifest]:
     """Manifests by (segment id, first replicate), each type-checked."""
     manifests: dict[tuple[str, int], Manifest] = {}

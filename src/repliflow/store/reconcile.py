@@ -53,7 +53,7 @@ from typing import Any
 from repliflow.core.plan import Plan
 from repliflow.core.records import KEY, MANIFEST_SCHEMA
 from repliflow.errors import RepliflowError
-from repliflow.store.layout import SIDECAR_SUFFIX, TABLES, ResultsLayout
+from repliflow.store.layout import SIDECAR_SUFFIX, TABLES
 from repliflow.store.pathgate import EXTENSIONS, read_json
 
 
@@ -83,7 +83,7 @@ def reconcile(plan: Plan, workdir: str | Path = ".") -> list[Repair]:
     """The blocks of ``plan`` to run again, each with the first thing found
     wrong, and the outputs a killed Snakemake left marked incomplete."""
     workdir = Path(workdir)
-    layout = ResultsLayout.of(plan.experiment, str(workdir))
+    layout = plan.layout_at(workdir)
     if not os.path.isdir(layout.root):
         return []
     killed = left_incomplete(plan, workdir)
@@ -429,9 +429,7 @@ def schedule_repairs(plan: Plan, repairs: list[Repair], workdir: str | Path = ".
             elif path.is_dir():  # a directory output (the report's figures/): never through a link
                 shutil.rmtree(path)
         lines.append(f"{stamp}\t{repair.target}\t{' '.join(repair.reason.split())}\n")
-    fd = os.open(
-        ResultsLayout.of(plan.experiment, str(workdir)).repairs, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
-    )
+    fd = os.open(plan.layout_at(workdir).repairs, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, "".join(lines).encode())
     finally:

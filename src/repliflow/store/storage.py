@@ -21,6 +21,7 @@ import json
 import math
 import os
 import pickle
+import socket
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,14 +63,16 @@ def output_path(store: str | Path, key: str, fmt: str) -> str:
 
 
 _made_dirs: set[str] = set()
+_HOST = socket.gethostname()
 
 
 def atomic_write(path: Path | str, data: bytes) -> None:
     """Write via a temp file in the same directory and rename: readers and a
     crash mid-write never see a partial file.
 
-    The temp name is unique per process and target (no random names: this is
-    on the path of every replicate x step, and file creation dominates there).
+    The temp name is unique per host, process and target (no random names:
+    this is on the path of every replicate x step, and file creation
+    dominates there).
     """
     path = os.fspath(path)
     parent = os.path.dirname(path) or "."
@@ -78,7 +81,8 @@ def atomic_write(path: Path | str, data: bytes) -> None:
         if os.path.islink(parent):  # a planted link would send the write elsewhere
             pathgate.check_real_dir(parent)
         _made_dirs.add(parent)
-    tmp = f"{parent}/.{os.path.basename(path)}.{os.getpid()}.tmp"
+    # the host too: processes on two hosts may write one key of a shared store at once
+    tmp = f"{parent}/.{os.path.basename(path)}.{_HOST}.{os.getpid()}.tmp"
     try:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -201,13 +205,16 @@ def write_sidecar(store: str | Path, key: str, sidecar: Sidecar) -> int:
     return len(data)
 
 
-def quarantine(store: str | Path, key: str, names: list[str], why: str) -> list[str]:
+def quarantine(
+    store: str | Path, key: str, names: list[str], why: str, target: str | None = None
+) -> list[str]:
     """Move the store files ``names`` of ``key`` (those that exist: a link is
-    moved as the link) to ``results/<exp>/quarantine/``, and log why in its
+    moved as the link) to ``target`` (``ResultsLayout.quarantine``; default:
+    ``results/<exp>/quarantine/`` beside the store), and log why in its
     ``log.tsv``; returns the names moved. Nothing damaged is deleted: a
     person may want to see what it was."""
     folder = key_dir(store, key)
-    target = ResultsLayout(os.path.dirname(os.fspath(store))).quarantine
+    target = target or ResultsLayout(os.path.dirname(os.fspath(store))).quarantine
     moved = []
     for name in dict.fromkeys(n for n in names if n):
         if os.path.basename(name) != name or not os.path.lexists(f"{folder}/{name}"):

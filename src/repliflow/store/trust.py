@@ -98,7 +98,10 @@ def untrusted_message(path: str, results: str | None = None) -> str:
 
 def check_signed(path: str, key: str, sha256: str, recorded: object) -> None:
     if not is_signed(key, sha256, recorded):
-        results = str(Path(path).parents[2]) if len(Path(path).parents) > 2 else None
+        # <results>/store/<kk>/<file>; a shared store's results folder is not known here
+        parents = Path(path).parents
+        own = len(parents) > 2 and parents[1].name == "store" and (parents[2] / "blocks").is_dir()
+        results = str(parents[2]) if own else None
         raise UntrustedError(untrusted_message(path, results))
 
 
@@ -109,19 +112,33 @@ class TrustResult:
     refused: list[str] = field(default_factory=list)  # "path: why" for pickles that cannot be signed
 
 
-def unsigned_pickles(results: str | Path) -> tuple[list[tuple[Path, dict[str, Any]]], TrustResult]:
-    """The pickle sidecars under ``results/store`` that this key did not sign."""
+def unsigned_pickles(
+    results: str | Path, store: str | Path | None = None
+) -> tuple[list[tuple[Path, dict[str, Any]]], TrustResult]:
+    """The pickle sidecars of ``results``' outputs that this key did not sign:
+    every one in its own store; in a shared store (``store``, else the one
+    its provenance.json names) only those its records name, since consent
+    to one results folder is not consent to every experiment's."""
     from repliflow.store.layout import SIDECAR_SUFFIX, ResultsLayout
-    from repliflow.store.pathgate import check_results_tree
+    from repliflow.store.pathgate import check_results_tree, check_store_tree
+    from repliflow.store.provenance import recorded_store
+    from repliflow.store.shared import referenced_keys
 
     results = Path(results)
     check_results_tree(results)
     found: list[tuple[Path, dict[str, Any]]] = []
     result = TrustResult()
-    store = Path(ResultsLayout(str(results)).store)
-    for sidecar_path in sorted(store.glob(f"*/*{SIDECAR_SUFFIX}")):
+    shared = str(store) if store is not None else recorded_store(results)
+    root = ResultsLayout(str(results), shared).store
+    check_store_tree(root)
+    if shared is None:
+        sidecars = sorted(Path(root).glob(f"*/*{SIDECAR_SUFFIX}"))
+    else:
+        sidecars = [Path(root, key[:2], f"{key}{SIDECAR_SUFFIX}") for key in sorted(referenced_keys(results))]
+        sidecars = [path for path in sidecars if os.path.lexists(path)]
+    for sidecar_path in sidecars:
         try:
-            sidecar = read_json_object(sidecar_path, "sidecar", root=results)
+            sidecar = read_json_object(sidecar_path, "sidecar", root=root)
             output = sidecar.get("output")
             if not isinstance(output, dict) or output.get("format") != "pickle":
                 continue
@@ -149,7 +166,7 @@ def trust(
         output = sidecar["output"]
         try:
             name = check_store_file(key, output.get("file"), "pickle", str(sidecar_path))
-            actual, _ = hash_file(sidecar_path.parent / name, root=results)
+            actual, _ = hash_file(sidecar_path.parent / name, root=sidecar_path.parent.parent)
         except (RepliflowError, OSError) as exc:
             result.refused.append(f"{sidecar_path}: {exc}")
             continue

@@ -8,7 +8,8 @@ from the block manifests in the workflow) and every condition using it::
 
 (``<r>`` zero-padded to the widest replicate number, ``<ext>`` the output's own)
 
-as relative symlinks (the tree can be moved or copied with ``cp -a``), and
+as relative symlinks (the tree can be moved or copied with ``cp -a``;
+absolute ones into a shared store, repliflow.store.shared), and
 ``runs/index.csv`` with one row per link: condition, replicate, step,
 position, key, output, sidecar, sha256 (paths relative to results/<experiment>).
 Where the file system has no symlinks, only ``index.csv`` is written. The
@@ -19,7 +20,7 @@ file, and the view already makes one per condition x replicate x step.
 The view is rebuilt whole in a temporary directory and swapped in, so it
 never shows links of an older config. Names and paths are checked before
 use: nothing is created outside ``runs/``, and nothing links outside
-``store/``.
+the store.
 """
 
 from __future__ import annotations
@@ -103,18 +104,23 @@ def _link(target_in_results: str, link: Path, depth: int) -> None:
     os.symlink(os.path.join(*[".."] * depth, target_in_results), link)
 
 
-def build_view(results_dir: str | Path, outputs: Sequence[Mapping[str, Any]] | None = None) -> ViewResult:
+def build_view(
+    results_dir: str | Path, outputs: Sequence[Mapping[str, Any]] | None = None, store: str | None = None
+) -> ViewResult:
     """(Re)build ``runs/`` under ``results/<experiment>`` from ``outputs``
     (entries as in provenance.json's ``outputs``; default: read from its
-    provenance.json)."""
+    provenance.json, with the store it names). The links of a shared
+    ``store`` are absolute: it lies outside the results folder."""
     results = Path(results_dir)
     check_results_tree(results)  # never build or swap the view through a link
     if outputs is None:
-        outputs, source = read_provenance(results)["outputs"], PROVENANCE
+        provenance = read_provenance(results)
+        outputs, source, store = provenance["outputs"], PROVENANCE, provenance.get("store")
     else:
         source = "the block manifests'"
     rows = _rows(outputs, source)
-    runs = Path(ResultsLayout(str(results)).runs)
+    layout = ResultsLayout(str(results), store)
+    runs = Path(layout.runs)
     staging = results / f".runs.{os.getpid()}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -131,7 +137,11 @@ def build_view(results_dir: str | Path, outputs: Sequence[Mapping[str, Any]] | N
             made.add(folder)
         try:
             # with the output's extension, so a file manager opens it with the right program
-            _link(path, folder / f"{step}{os.path.splitext(path)[1]}", 3)
+            link = folder / f"{step}{os.path.splitext(path)[1]}"
+            if store is None:
+                _link(path, link, 3)
+            else:
+                os.symlink(layout.in_store(path), link)
         except FileExistsError:
             raise LayoutError(
                 f"repliflow: {source} outputs list step {step!r} twice for condition {condition!r}, "
@@ -174,7 +184,7 @@ def run_from_snakemake(smk: Snakemake) -> None:
             results = Path(smk.output.index).parent.parent
             plan = run_plan(build_plan(smk.params.config))  # sequential: up to the stopping look
             outputs = provenance_outputs(plan, read_manifests(smk.input.manifests))
-            result = build_view(results, outputs)
+            result = build_view(results, outputs, plan.store)
             how = "symlinks and index.csv" if result.links else "index.csv only (no symlinks here)"
             print(f"view of {result.rows} outputs in {results / 'runs'}: {how}", file=log)
         except RepliflowError as exc:
