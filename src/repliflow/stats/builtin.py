@@ -4,7 +4,11 @@ Unpaired: ``welch_t``, ``student_t``, ``mann_whitney``, ``permutation`` and
 ``bootstrap``; paired by replicate index (replicate r of every condition shares
 its seed): ``paired_t`` and ``wilcoxon``. Equivalence (TOST, Schuirmann 1987):
 ``tost_welch`` and ``tost_paired``, whose bounds are the hypothesis' ``sesoi``
-(see ``tost``). Every test is ``scipy.stats``'; the
+(see ``tost``). Every test is ``scipy.stats``'; the t-tests are computed
+here as ``scipy.stats.ttest_ind`` and ``ttest_rel`` compute them (``TTest``:
+the same operations on the same ``scipy.special`` functions, so the same
+numbers), since importing scipy.stats costs every aggregate job about 0.5 s
+and the default verifiers are t-tests; the others import it when they run. The
 one thing written here is the bootstrap p-value, read off the same BCa
 construction scipy uses for its interval (see ``bca_p_value``), and the one
 formula the exact permutation test has when nothing varies (``_extreme_p``).
@@ -27,16 +31,15 @@ give the results of one block, and the zero-variance p-value is a formula.
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Literal, NotRequired, Protocol, TypedDict
+from typing import Any, Literal, NamedTuple, NotRequired, Protocol, TypedDict
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from repliflow.stats import BUILTIN_NAMES, PAIRED, RANK_BASED, SESOI_KINDS, effect
 from repliflow.stats.effect import FloatArray
@@ -111,20 +114,9 @@ class VerifierResult(TypedDict):
 
 
 # The parts of scipy's results used here (scipy has no type annotations).
-class _Interval(Protocol):
-    low: float
-    high: float
-
-
 class _TestResult(Protocol):
     statistic: float
     pvalue: float
-
-
-class _TTestResult(_TestResult, Protocol):
-    df: float
-
-    def confidence_interval(self, confidence_level: float = ...) -> _Interval: ...
 
 
 @dataclass
@@ -272,6 +264,8 @@ def _permutation(s: Samples, alternative: str, n_resamples: int, seed: int) -> _
     when every relabelling fits in ``n_resamples``. In blocks of ``_rows``
     relabellings: scipy draws them one at a time whatever the block size, so
     blocks change the memory, not the result."""
+    from scipy import stats  # here: only this test needs scipy.stats (0.5 s to import)
+
     result: _TestResult = stats.permutation_test(
         (s.treatment, s.baseline),
         _mean_diff,
@@ -393,13 +387,105 @@ def _zero_variance(out: VerifierResult, s: Samples, alternative: str) -> Verifie
     return out
 
 
+# --- t-tests: scipy.stats' ttest_ind and ttest_rel, without importing scipy.stats ----------
+
+
+# numpy's scalars: np.mean and np.sqrt return floating[Any] to the type checker
+_Float = np.floating[Any]
+
+
+class Interval(NamedTuple):
+    low: _Float
+    high: _Float
+
+
+@dataclass(frozen=True)
+class TTest:
+    """A t-test of ``estimate`` (a mean difference) with standard error
+    ``standard_error``, as scipy.stats' ``TtestResult``: its interval is
+    scipy's ``_t_confidence_interval``. The numbers are numpy float64, as
+    scipy's are, so 0/0 and d/0 give NaN and infinities, not exceptions."""
+
+    statistic: _Float
+    pvalue: float
+    df: _Float
+    estimate: _Float
+    standard_error: _Float
+    alternative: str
+
+    def confidence_interval(self, confidence_level: float) -> Interval:
+        if self.alternative == "less":
+            low, high = -np.inf, special.stdtrit(self.df, confidence_level)
+        elif self.alternative == "greater":
+            low, high = special.stdtrit(self.df, 1 - confidence_level), np.inf
+        else:
+            tail = (1 - confidence_level) / 2
+            low, high = special.stdtrit(self.df, np.array([tail, 1 - tail]))
+        se, estimate = self.standard_error, self.estimate
+        return Interval(low * se + estimate, high * se + estimate)
+
+
+def _t_p_value(t: _Float, df: _Float, alternative: str) -> float:
+    """scipy's ``_get_pvalue`` for the t distribution (``_SimpleStudentT``)."""
+    if alternative == "less":
+        return float(special.stdtr(df, t))
+    if alternative == "greater":
+        return float(special.stdtr(df, -t))
+    return float(2 * special.stdtr(df, -np.abs(t)))
+
+
+def _t_test_of(estimate: _Float, se: _Float, df: _Float, alternative: str) -> TTest:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.divide(estimate, se)
+    return TTest(t, _t_p_value(t, df, alternative), df, estimate, se, alternative)
+
+
+def _variance(values: FloatArray) -> np.float64:
+    """scipy.stats' sample variance (``_var``, ddof 1): the mean squared
+    deviation times n / (n - 1), which can differ from ``np.var``'s last bit."""
+    n = np.float64(len(values))
+    squared: np.float64 = np.mean((values - np.mean(values)) ** 2)
+    return squared * (n / (n - 1))
+
+
+def welch_test(treatment: FloatArray, baseline: FloatArray, alternative: str = "two-sided") -> TTest:
+    """``scipy.stats.ttest_ind(treatment, baseline, equal_var=False)`` for 2 or
+    more values each: Welch's t with the Welch-Satterthwaite df."""
+    n1, n2 = len(treatment), len(baseline)
+    vn1, vn2 = _variance(treatment) / n1, _variance(baseline) / n2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = (vn1 + vn2) ** 2 / (vn1**2 / (n1 - 1) + vn2**2 / (n2 - 1))
+    df = np.float64(1.0) if np.isnan(df) else df  # scipy's: no variance leaves df 0/0; any df will do
+    estimate = np.mean(treatment) - np.mean(baseline)
+    return _t_test_of(estimate, np.sqrt(vn1 + vn2), df, alternative)
+
+
+def student_test(treatment: FloatArray, baseline: FloatArray, alternative: str = "two-sided") -> TTest:
+    """``scipy.stats.ttest_ind(treatment, baseline)`` for 2 or more values each:
+    the pooled-variance t."""
+    n1, n2 = len(treatment), len(baseline)
+    df = n1 + n2 - 2.0
+    pooled = ((n1 - 1) * _variance(treatment) + (n2 - 1) * _variance(baseline)) / df
+    estimate = np.mean(treatment) - np.mean(baseline)
+    return _t_test_of(estimate, np.sqrt(pooled * (1.0 / n1 + 1.0 / n2)), np.float64(df), alternative)
+
+
+def paired_test(treatment: FloatArray, baseline: FloatArray, alternative: str = "two-sided") -> TTest:
+    """``scipy.stats.ttest_rel(treatment, baseline)`` for 2 or more pairs: the
+    one-sample t of the differences."""
+    differences = treatment - baseline
+    n = len(differences)
+    se = np.sqrt(_variance(differences) / n)
+    return _t_test_of(np.mean(differences), se, np.float64(n - 1), alternative)
+
+
+# A t-test, called as test(treatment, baseline, alternative).
+_TTestFunction = Callable[[FloatArray, FloatArray, str], TTest]
+
+
 def _welch_ci(s: Samples, alpha: float, alternative: str) -> list[float]:
-    res: _TTestResult
-    if s.paired:
-        res = stats.ttest_rel(s.treatment, s.baseline, alternative=alternative)
-    else:
-        res = stats.ttest_ind(s.treatment, s.baseline, equal_var=False, alternative=alternative)
-    ci = res.confidence_interval(1 - alpha)
+    test = paired_test if s.paired else welch_test
+    ci = test(s.treatment, s.baseline, alternative).confidence_interval(1 - alpha)
     return [float(ci.low), float(ci.high)]
 
 
@@ -465,15 +551,15 @@ def _t_test(
     alpha: float,
     alternative: str,
     paired: bool,
-    scipy_test: Callable[..., _TTestResult],
+    t_test: _TTestFunction,
 ) -> VerifierResult:
-    """A t-test verifier around ``scipy_test(treatment, baseline, alternative=...)``."""
+    """A t-test verifier around ``t_test(treatment, baseline, alternative)``."""
 
     def test(out: VerifierResult, s: Samples) -> None:
         if s.constant:
             _zero_variance(out, s, alternative)
             return
-        res = scipy_test(s.treatment, s.baseline, alternative=alternative)
+        res = t_test(s.treatment, s.baseline, alternative)
         ci = res.confidence_interval(1 - alpha)
         out.update(
             {
@@ -496,8 +582,7 @@ def welch_t(
     alternative: str = "two-sided",
 ) -> VerifierResult:
     """Welch's unequal-variances t-test (``scipy.stats.ttest_ind(equal_var=False)``)."""
-    welch = functools.partial(stats.ttest_ind, equal_var=False)
-    return _t_test("welch_t", baseline, treatment, alpha, alternative, False, welch)
+    return _t_test("welch_t", baseline, treatment, alpha, alternative, False, welch_test)
 
 
 def student_t(
@@ -508,7 +593,7 @@ def student_t(
     alternative: str = "two-sided",
 ) -> VerifierResult:
     """Student's pooled-variance t-test (``scipy.stats.ttest_ind(equal_var=True)``)."""
-    return _t_test("student_t", baseline, treatment, alpha, alternative, False, stats.ttest_ind)
+    return _t_test("student_t", baseline, treatment, alpha, alternative, False, student_test)
 
 
 def paired_t(
@@ -519,7 +604,7 @@ def paired_t(
     alternative: str = "two-sided",
 ) -> VerifierResult:
     """Paired t-test on replicate-matched values (``scipy.stats.ttest_rel``)."""
-    return _t_test("paired_t", baseline, treatment, alpha, alternative, True, stats.ttest_rel)
+    return _t_test("paired_t", baseline, treatment, alpha, alternative, True, paired_test)
 
 
 def mann_whitney(
@@ -534,6 +619,8 @@ def mann_whitney(
     treatment's U, the effect size Glass's rank-biserial correlation."""
 
     def test(out: VerifierResult, s: Samples) -> None:
+        from scipy import stats  # here: only this test needs scipy.stats (0.5 s to import)
+
         res: _TestResult = stats.mannwhitneyu(s.treatment, s.baseline, alternative=alternative, method=method)
         n1, n2 = len(s.baseline), len(s.treatment)
         out.update(
@@ -578,6 +665,8 @@ def wilcoxon(
                 }
             )
             return
+        from scipy import stats  # here: only this test needs scipy.stats (0.5 s to import)
+
         res: _TestResult = stats.wilcoxon(d, alternative=alternative, zero_method=zero_method, method=method)
         nonzero = d[d != 0]
         w_plus = float(stats.rankdata(np.abs(nonzero))[nonzero > 0].sum())
@@ -688,6 +777,8 @@ def bootstrap(
         if s.constant:
             _zero_variance(out, s, alternative)
             return
+        from scipy import stats  # here: only this test needs scipy.stats (0.5 s to import)
+
         distribution = _bootstrap_distribution(s, n_resamples, np.random.default_rng(seed))
         res = stats.bootstrap(  # the BCa interval of that distribution; the jackknife in blocks
             (s.treatment, s.baseline),
@@ -823,23 +914,17 @@ def tost(
     return out
 
 
-def _centred(s: Samples) -> _TTestResult:
+def _centred(s: Samples) -> TTest:
     """The two-sided t-test of the difference (its interval is the TOST's)."""
-    if s.paired:
-        paired: _TTestResult = stats.ttest_rel(s.treatment, s.baseline)
-        return paired
-    welch: _TTestResult = stats.ttest_ind(s.treatment, s.baseline, equal_var=False)
-    return welch
+    return (paired_test if s.paired else welch_test)(s.treatment, s.baseline)
 
 
-def _one_sided_pair(s: Samples, bound: float) -> tuple[_TTestResult, _TTestResult]:
+def _one_sided_pair(s: Samples, bound: float) -> tuple[TTest, TTest]:
     """The lower (H0: difference <= -bound) and upper (H0: difference >= bound)
     one-sided t-tests: the treatment shifted by the bound, which leaves the
     variances (and so the standard error and Welch's df) as they are."""
-    test = stats.ttest_rel if s.paired else functools.partial(stats.ttest_ind, equal_var=False)
-    lower: _TTestResult = test(s.treatment + bound, s.baseline, alternative="greater")
-    upper: _TTestResult = test(s.treatment - bound, s.baseline, alternative="less")
-    return lower, upper
+    test = paired_test if s.paired else welch_test
+    return test(s.treatment + bound, s.baseline, "greater"), test(s.treatment - bound, s.baseline, "less")
 
 
 def tost_welch(

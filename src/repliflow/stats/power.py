@@ -52,13 +52,21 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, special
 
 from repliflow.snakemake.command import DEFAULT_CONFIG
 from repliflow.stats import BUILTIN_NAMES, DEFAULT_CORRECTION, EQUIVALENCE, PAIRED, RANK_BASED
 from repliflow.stats.builtin import flat
 from repliflow.stats.corrections import per_comparison_alpha
-from repliflow.stats.effect import FloatArray
+from repliflow.stats.effect import FloatArray, norm_sf
+
+try:
+    # The Boost survival function scipy.stats.nct.sf calls (scipy >= 1.10): the
+    # same numbers without importing scipy.stats. scipy.special's public nctdtr
+    # gives NaN in the far lower tail, where planning goes (see upper_tail).
+    from scipy.special._ufuncs import _nct_sf
+except ImportError:  # a scipy that moved it: scipy.stats' own, at its import cost
+    _nct_sf = None
 
 if TYPE_CHECKING:
     from repliflow.report.tables import Results
@@ -74,11 +82,34 @@ def upper_tail(t: float, df: float, ncp: float) -> float:
     (checked in the tests against numerical integration of the density); if it
     ever gives no number, the normal approximation of Abramowitz & Stegun
     26.7.10 stands in."""
-    value = float(stats.nct.sf(t, df, ncp))
+    value = _nct_upper(t, df, ncp)
     if not math.isfinite(value):
         z = (t * (1 - 1 / (4 * df)) - ncp) / math.sqrt(1 + t * t / (2 * df))
-        value = float(stats.norm.sf(z))
+        value = norm_sf(z)
     return min(1.0, max(0.0, value))
+
+
+def _nct_upper(t: float, df: float, ncp: float) -> float:
+    """``scipy.stats.nct.sf(t, df, ncp)``: for finite t and df > 0 (all that
+    planning asks) its Boost function, clipped to [0, 1] as scipy clips it;
+    elsewhere scipy.stats itself, which knows the ends of the support."""
+    if _nct_sf is None or not (math.isfinite(t) and df > 0):
+        from scipy import stats
+
+        return float(stats.nct.sf(t, df, ncp))
+    return float(np.clip(_nct_sf(t, df, ncp), 0.0, 1.0))
+
+
+def t_isf(q: float, df: float) -> float:
+    """``scipy.stats.t.isf(q, df)``, the t with upper tail ``q``: for q in (0, 1)
+    and df > 0 (all that planning asks) ``0.0 - stdtrit(df, q)`` (not ``-``: scipy
+    adds its loc of 0, so q = 0.5 gives 0.0, not -0.0); elsewhere scipy.stats
+    itself (stdtrit gives inf at both q = 0 and q = 1)."""
+    if not (0 < q < 1 and df > 0):
+        from scipy import stats
+
+        return float(stats.t.isf(q, df))
+    return 0.0 - float(special.stdtrit(df, q))
 
 
 def _df_scale(n: float, paired: bool) -> tuple[float, float]:
@@ -101,10 +132,10 @@ def power(
         return math.nan
     ncp = effect * scale
     if alternative == "greater":
-        return upper_tail(float(stats.t.isf(alpha, df)), df, ncp)
+        return upper_tail(t_isf(alpha, df), df, ncp)
     if alternative == "less":  # P(T < -c | ncp) = P(T > c | -ncp): T(ncp) is -T(-ncp)
-        return upper_tail(float(stats.t.isf(alpha, df)), df, -ncp)
-    crit = float(stats.t.isf(alpha / 2, df))
+        return upper_tail(t_isf(alpha, df), df, -ncp)
+    crit = t_isf(alpha / 2, df)
     return min(1.0, upper_tail(crit, df, ncp) + upper_tail(crit, df, -ncp))
 
 
@@ -120,7 +151,7 @@ def tost_power(
     df, scale = _df_scale(n, paired)
     if df <= 0:
         return math.nan
-    crit = float(stats.t.isf(alpha, df))
+    crit = t_isf(alpha, df)
     lower = upper_tail(crit, df, (effect + bound) * scale)  # rejects H0: difference <= -bound
     upper = upper_tail(crit, df, (bound - effect) * scale)  # rejects H0: difference >= bound
     return max(0.0, lower + upper - 1)

@@ -38,7 +38,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import optimize, special, stats
+from scipy import optimize, special
+
+from repliflow.stats.effect import norm_isf, norm_sf
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -119,7 +121,7 @@ def spent_alpha(
     if spending == "pocock":
         return alpha * math.log1p((math.e - 1.0) * t)
     side = alpha / sides  # each side's one-sided level
-    return sides * 2.0 * float(stats.norm.sf(stats.norm.isf(side / 2.0) / math.sqrt(t)))
+    return sides * 2.0 * norm_sf(norm_isf(side / 2.0) / math.sqrt(t))
 
 
 # --------------------------------------------------------------------------
@@ -260,7 +262,7 @@ class Design:
         """The p-value (of the fixed-sample test with the design's
         alternative) below which each look stops: the bounds as p-values."""
         sides = 2.0 if self.alternative == "two-sided" else 1.0
-        return tuple(sides * float(stats.norm.sf(b)) for b in self.bounds)
+        return tuple(sides * norm_sf(b) for b in self.bounds)
 
 
 def group_sequential_design(
@@ -336,12 +338,12 @@ def z_from_p(p: float, effect: float, alternative: str = "two-sided") -> float:
     if not 0.0 <= p <= 1.0:  # also NaN
         raise ValueError(f"p must be a p-value in [0, 1], not {p!r}")
     if alternative == "greater":
-        return float(stats.norm.isf(p))
+        return norm_isf(p)
     if alternative == "less":
-        return float(stats.norm.ppf(p))
+        return float(special.ndtri(p))
     if math.isnan(effect):
         raise ValueError("effect must be a number (its sign is z's), not nan")
-    return math.copysign(float(stats.norm.isf(p / 2.0)), effect)
+    return math.copysign(norm_isf(p / 2.0), effect)
 
 
 def _toward_effect(design: Design, z: float) -> float:
