@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
-from conftest import Experiment, counting_config
+from conftest import Experiment, counting_config, snakemake_command
 
 from repliflow.cli import main
 from repliflow.errors import RepliflowError
@@ -222,3 +225,47 @@ def test_a_linked_folder_inside_the_shared_store_is_refused(pair, tmp_path):
     found = audit(a.results, check_code=False)
     assert not found.ok and "unsafe-path" in {p.kind for p in found.problems}
     assert collect([str(a.root / "config.yaml")], a.root).garbage == []  # links are not walked
+
+
+def test_two_experiments_running_at_once_on_one_store_both_finish_and_agree(tmp_path):
+    store = tmp_path / "shared-store"
+    runs = [
+        Experiment(tmp_path / name, counting_config(experiment=name, store=str(store)))
+        for name in ("first", "second")
+    ]
+    processes = [
+        subprocess.Popen(
+            snakemake_command(run.root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for run in runs
+    ]
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    # the same recipes: one set of keys, whichever run wrote each, and the tables agree
+    assert len(_outputs(store)) == 25
+    assert (runs[0].results / "metrics.csv").read_bytes() == (runs[1].results / "metrics.csv").read_bytes()
+    for run in runs:
+        assert audit(run.results, config=run.root / "config.yaml").ok
+    assert not list(store.glob("??/.*.tmp"))  # no temp file left behind
+
+
+def test_gc_waits_while_snakemake_runs_in_a_registered_folder_on_this_host(pair):
+    a, b, store = pair
+    b.snakemake()
+    _age(store)
+    shutil.rmtree(a.results / "blocks")  # A's own manifests gone: its config still names its keys
+    stand_in = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "snakemake"], cwd=b.root
+    )
+    try:
+        deadline = time.time() + 10
+        while not (Path("/proc") / str(stand_in.pid) / "cmdline").read_bytes().endswith(b"snakemake\0"):
+            assert time.time() < deadline
+            time.sleep(0.05)
+        with pytest.raises(RepliflowError, match=f"snakemake is running in {b.root.resolve()}"):
+            gc([str(a.root / "config.yaml")], a.root, delete=True)
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+    gc([str(a.root / "config.yaml")], a.root, delete=True)
+    assert audit(b.results, config=b.root / "config.yaml").ok
