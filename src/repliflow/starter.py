@@ -35,6 +35,7 @@ experiment: starter            # results go to results/starter/
 code: steps.py                 # the file defining the functions named below
 replicates: 20                 # per condition; raise it later: only the new replicates run
 seed: 0                        # replicate seeds derive from it and the replicate index
+# store: ~/repliflow-store     # one store shared by your experiments (default: results/<experiment>/store)
 
 datasource:                    # the first step: function(ctx, **params) -> data
   function: measure

@@ -269,3 +269,20 @@ def test_gc_waits_while_snakemake_runs_in_a_registered_folder_on_this_host(pair)
         stand_in.wait()
     gc([str(a.root / "config.yaml")], a.root, delete=True)
     assert audit(b.results, config=b.root / "config.yaml").ok
+
+
+def test_switching_to_a_shared_store_says_how_to_keep_the_outputs_already_made(tmp_path):
+    experiment = Experiment(tmp_path / "work", counting_config())
+    experiment.snakemake()
+    store = tmp_path / "shared"
+    experiment.write_config(counting_config(store=str(store)))
+    experiment.reset_calls()
+    notice = experiment.snakemake("-n").stderr
+    assert f"copy them over first, times kept: cp -Rnp {experiment.results / 'store'}/. {store}/" in notice
+    store.mkdir()
+    subprocess.run(["cp", "-Rnp", f"{experiment.results / 'store'}/.", f"{store}/"], check=True)
+    result = experiment.snakemake()
+    assert experiment.calls() == []  # every output found in the shared store: nothing computed again
+    assert "repair" not in result.stderr.lower()
+    assert _provenance(experiment)["store"] == str(store)
+    assert audit(experiment.results, config=experiment.root / "config.yaml").ok

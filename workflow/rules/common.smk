@@ -23,7 +23,7 @@ from repliflow.snakemake.blocks import BlockJobs, rule_function
 from repliflow.core.config import check_config_files, code_environment, validate_config
 from repliflow.errors import RepliflowError
 from repliflow.store.pathgate import check_results_tree, check_store_tree
-from repliflow.store.shared import register_plan
+from repliflow.store.shared import register_plan, unused_store_notice
 from repliflow.core.plan import build_plan
 from repliflow.engine.looks import run_plan, sequential_manifests
 from repliflow.store.reconcile import describe as describe_repairs
@@ -69,6 +69,8 @@ except RepliflowError as exc:
 # regular files, or whose manifest is missing or broken (repliflow.store.reconcile).
 if workflow.is_main_process:
     DRY_RUN = workflow.output_settings.dryrun
+    if notice := unused_store_notice(PLAN):
+        print(notice, file=sys.stderr)
     # a sequential run that stopped at a look never made the blocks past it
     REPAIRS = reconcile(run_plan(PLAN))
     if REPAIRS:

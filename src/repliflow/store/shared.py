@@ -125,6 +125,25 @@ def register_plan(plan: Plan, workdir: str | Path = ".") -> None:
         ) from None
 
 
+def unused_store_notice(plan: Plan, workdir: str | Path = ".") -> str | None:
+    """A note when a shared store is configured but the results folder still
+    holds outputs in its own store (made before ``store`` was set): they are
+    not read from there, and the run would compute them again."""
+    if plan.store is None:
+        return None
+    own = Path(workdir, plan.results_dir, "store").absolute()
+    try:
+        if not any(entry.is_dir(follow_symlinks=False) and len(entry.name) == 2 for entry in os.scandir(own)):
+            return None
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return (
+        f"repliflow: {own} holds outputs of runs made before the shared store {plan.store} was "
+        f"configured; they are not read from there. To reuse them rather than compute them "
+        f"again, copy them over first, times kept: cp -Rnp {own}/. {plan.store}/"
+    )
+
+
 def registrations(store: str) -> tuple[list[Registration], list[str]]:
     """The results folders registered in ``store``, and what could not be read."""
     folder = f"{store}/{REGISTRY}"
