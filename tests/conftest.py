@@ -252,10 +252,16 @@ WORKFLOW_TIER = Path(__file__).resolve().parent / "workflow"
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark every test under tests/workflow `workflow` (pyproject registers the markers)."""
+    """Mark every test under tests/workflow `workflow` (pyproject registers the markers).
+    With pytest-xdist's ``--dist loadgroup`` (pyproject's addopts), the tests of one local
+    cluster run in one worker, one after another, as they were written to: each waits for
+    its own jobs on a single-node cluster."""
     for item in items:
         if WORKFLOW_TIER in item.path.parents:
             item.add_marker(pytest.mark.workflow)
+        for cluster in ("slurm", "htcondor"):
+            if item.get_closest_marker(cluster):
+                item.add_marker(pytest.mark.xdist_group(cluster))
 
 
 def _starts_snakemake(args) -> bool:
