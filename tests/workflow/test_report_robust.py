@@ -179,7 +179,7 @@ def test_a_report_that_cannot_be_rendered_keeps_the_tables_and_the_last_good_rep
     for name in ["metrics.csv", "hypotheses.json", "provenance.json", "report.html", "report.md"]:
         (results / name).unlink()  # as Snakemake deletes a job's outputs before it runs
 
-    def broken(results):
+    def broken(results, figures=None):
         raise RuntimeError("the renderer broke")
 
     monkeypatch.setattr(report, "build", broken)

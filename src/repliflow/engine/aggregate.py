@@ -576,20 +576,28 @@ def run_from_snakemake(smk: Snakemake) -> None:
     log, to stderr and into the report, and the last report that rendered is
     kept as ``last-good/report.html``."""
     from repliflow.report import document as report
+    from repliflow.report import drawing
     from repliflow.snakemake.hooks import skip_final_collection
 
     skip_final_collection()  # scipy's and matplotlib's objects: 0.3 s at exit otherwise
-    with open(smk.log[0], "w") as log:
-        try:
-            plan = build_plan(smk.params.config)
-            out_dir = Path(smk.output.metrics).parent
-            aggregate(plan, smk.input.manifests, out_dir, smk.params.config_files)
-        except RepliflowError as exc:
-            print(str(exc), file=log)
-            print(str(exc), file=sys.stderr)
-            sys.exit(1)
-        print(f"aggregated {len(smk.input.manifests)} manifests", file=log, flush=True)
-        listed = getattr(smk.output, "figures", None)  # for Snakemake's report (--report)
-        figures = Path(listed) if listed else None
-        if report.publish(out_dir, Path(smk.output.html), Path(smk.output.md), log, figures):
-            print(f"wrote {smk.output.html} and {smk.output.md}", file=log)
+    # matplotlib's import on the other core while this process computes the tables
+    figure_process = drawing.start()
+    try:
+        with open(smk.log[0], "w") as log:
+            try:
+                plan = build_plan(smk.params.config)
+                out_dir = Path(smk.output.metrics).parent
+                aggregate(plan, smk.input.manifests, out_dir, smk.params.config_files)
+            except RepliflowError as exc:
+                print(str(exc), file=log)
+                print(str(exc), file=sys.stderr)
+                sys.exit(1)
+            print(f"aggregated {len(smk.input.manifests)} manifests", file=log, flush=True)
+            listed = getattr(smk.output, "figures", None)  # for Snakemake's report (--report)
+            figures = Path(listed) if listed else None
+            html, md = Path(smk.output.html), Path(smk.output.md)
+            if report.publish(out_dir, html, md, log, figures, figure_process):
+                print(f"wrote {smk.output.html} and {smk.output.md}", file=log)
+    finally:
+        if figure_process is not None:
+            figure_process.close()

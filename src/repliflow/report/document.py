@@ -18,6 +18,7 @@ know of and so never deletes; a failed report links to it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html
 import json
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from repliflow.errors import RepliflowError
-from repliflow.report import plots
+from repliflow.report import drawing, plots
 from repliflow.report.grid import grid_elements
 from repliflow.report.tables import Results, read_results
 from repliflow.stats import PAIRED
@@ -68,6 +69,9 @@ class Element:
     rows: list[list[str]] = field(default_factory=list)
     items: list[str] = field(default_factory=list)
     svg: str = ""
+    # a figure not drawn yet: its name and what draws it (build draws them all at the end)
+    plot: str = field(default="", compare=False)
+    draw: Callable[[], str] | None = field(default=None, repr=False, compare=False)
 
 
 def _inline_html(text: str) -> str:
@@ -382,18 +386,31 @@ def _infinite_note(results: Results, metric: str) -> list[Element]:
     ]
 
 
-def _reason(exc: BaseException) -> str:
-    """``Type: message`` on one line (matplotlib's parse errors span several), at most 300 characters."""
-    text = f"{type(exc).__name__}: {' '.join(str(exc).split())}".rstrip(": ")
-    return text if len(text) <= 300 else text[:299] + "…"
+_reason = drawing.reason
 
 
 def _figure(name: str, caption: str, draw: Callable[[], str]) -> Element:
-    """The figure ``draw`` renders, or a note saying why plot ``name`` could not be drawn."""
-    try:
-        return Element("figure", caption, svg=draw())
-    except Exception as exc:  # a plot is never worth the report
-        return Element("note", f"plot {name} could not be drawn: {_reason(exc)}")
+    """Plot ``name``, drawn with the others once every section is built (``_draw_figures``)."""
+    return Element("figure", caption, plot=name, draw=draw)
+
+
+def _draw_figures(blocks: list[Element], process: drawing.FigureProcess | None) -> list[Element]:
+    """``blocks`` with every figure drawn (in ``process`` when given), or
+    replaced by a note saying why it could not be drawn."""
+    pending = [block for block in blocks if block.draw is not None]
+    drawn = dict(
+        zip(map(id, pending), drawing.draw_all([b.draw for b in pending if b.draw], process), strict=True)
+    )
+    resolved = []
+    for block in blocks:
+        svg = drawn.get(id(block))
+        if isinstance(svg, drawing.DrawError):
+            resolved.append(Element("note", f"plot {block.plot} could not be drawn: {svg.reason}"))
+        elif svg is not None:
+            resolved.append(dataclasses.replace(block, svg=svg, draw=None))
+        else:
+            resolved.append(block)
+    return resolved
 
 
 def _sampled_note(series: Iterable[Sequence[float]]) -> str:
@@ -900,8 +917,10 @@ SECTIONS: list[tuple[str, Callable[[Results], list[Element]]]] = [
 ]
 
 
-def build(results: Results) -> list[Element]:
-    """The report's blocks; a section that cannot be built is its heading and a note why."""
+def build(results: Results, figures: drawing.FigureProcess | None = None) -> list[Element]:
+    """The report's blocks; a section that cannot be built is its heading and a note why.
+    The figures are drawn last, all at once: in ``figures`` when given (a process that
+    imported matplotlib while the tables were computed), else here."""
     name = results.provenance.get("experiment", results.path.name)
     blocks = [Element("h1", f"repliflow report: {name}")]
     for title, section in SECTIONS:
@@ -912,7 +931,7 @@ def build(results: Results) -> list[Element]:
                 Element("h2", title),
                 Element("note", f"section {title} could not be built: {_reason(exc)}"),
             ]
-    return blocks
+    return _draw_figures(blocks, figures)
 
 
 def notes(blocks: list[Element]) -> list[str]:
@@ -937,14 +956,18 @@ def _relative(path: Path) -> str:
 
 
 def write_report(
-    results_dir: Path, html_path: Path, md_path: Path, figures_dir: Path | None = None
+    results_dir: Path,
+    html_path: Path,
+    md_path: Path,
+    figures_dir: Path | None = None,
+    figure_process: drawing.FigureProcess | None = None,
 ) -> list[str]:
     """Render the tables in ``results_dir`` to ``html_path`` and ``md_path``,
     and each figure to an SVG file in ``figures_dir`` (for Snakemake's own
     report); return the report's notes (what it could not show)."""
     try:
         results = read_results(results_dir)
-        blocks = build(results)
+        blocks = build(results, figure_process)
     except (OSError, KeyError, ValueError) as exc:
         raise RepliflowError(f"repliflow: cannot render the report: {_reason(exc)}") from exc
     name = results.provenance.get("experiment", results.path.name)
@@ -1010,6 +1033,7 @@ def publish(
     md_path: Path,
     log: TextIO | None = None,
     figures_dir: Path | None = None,
+    figure_process: drawing.FigureProcess | None = None,
 ) -> bool:
     """``write_report``, never failing on the report: what it could not show is
     said in ``log`` and on stderr, and a copy of the report is kept as its
@@ -1025,7 +1049,7 @@ def publish(
     if figures_dir is not None:  # an output of the job, even when no figure can be drawn
         figures_dir.mkdir(parents=True, exist_ok=True)
     try:
-        shown = write_report(results_dir, html_path, md_path, figures_dir)
+        shown = write_report(results_dir, html_path, md_path, figures_dir, figure_process)
     except Exception as exc:  # the tables are written: the report must not fail the job
         reason = _reason(exc.__cause__ if isinstance(exc, RepliflowError) and exc.__cause__ else exc)
         if log is not None:
