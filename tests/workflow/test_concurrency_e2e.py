@@ -103,12 +103,16 @@ def test_a_sigkill_mid_block_costs_only_the_calls_in_flight(tmp_path):
     assert (experiment.results / "metrics.csv").exists()
 
 
-def test_a_crash_with_several_replicates_in_flight_is_blamed_on_its_replicate(tmp_path):
-    config = _config("crash_one", 4, replicates=4)
+def _failed_run(tmp_path, config) -> tuple[Experiment, str]:
+    """The experiment after a run that must fail, and its output on one line."""
     experiment = Experiment(tmp_path, config, STEPS)
     run = experiment.snakemake(check=False, timeout=120)
     assert run.returncode != 0
-    text = " ".join((run.stdout + run.stderr).split())
+    return experiment, " ".join((run.stdout + run.stderr).split())
+
+
+def test_a_crash_with_several_replicates_in_flight_is_blamed_on_its_replicate(tmp_path):
+    experiment, text = _failed_run(tmp_path, _config("crash_one", 4, replicates=4))
     assert (
         "repliflow: step 'datasource' failed for condition 'baseline', replicate 2: "
         "the process exited with code 9" in text
@@ -122,10 +126,7 @@ def test_a_crash_with_several_replicates_in_flight_is_blamed_on_its_replicate(tm
 def test_a_plain_step_past_its_timeout_is_killed_and_blamed_under_concurrency(tmp_path):
     config = _config("hang_one", 4, replicates=4)
     config["datasource"]["timeout"] = 1
-    experiment = Experiment(tmp_path, config, STEPS)
-    run = experiment.snakemake(check=False, timeout=120)
-    assert run.returncode != 0
-    text = " ".join((run.stdout + run.stderr).split())
+    experiment, text = _failed_run(tmp_path, config)
     assert (
         "repliflow: step 'datasource' failed for condition 'baseline', replicate 1: "
         "it ran longer than its timeout of 1 s (killed)" in text
