@@ -135,10 +135,7 @@ def test_a_plain_step_past_its_timeout_is_killed_and_blamed_under_concurrency(tm
 
 
 def test_the_global_rng_under_concurrency_fails_the_run_with_what_to_do(tmp_path):
-    experiment = Experiment(tmp_path, _config("global_random", 4, replicates=8), STEPS)
-    run = experiment.snakemake(check=False, timeout=120)
-    assert run.returncode != 0
-    text = " ".join((run.stdout + run.stderr).split())
+    experiment, text = _failed_run(tmp_path, _config("global_random", 4, replicates=8))
     assert "step 'datasource' drew from Python's random module while 4 replicates ran concurrently" in text
     assert "Draw from ctx.rng" in text
     assert not (experiment.results / "metrics.csv").exists()
