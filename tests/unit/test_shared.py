@@ -173,3 +173,11 @@ def test_trust_in_a_shared_store_offers_only_the_pickles_the_results_folder_name
     pending, _ = unsigned_pickles(results, store)
     assert [path.name for path, _ in pending] == [f"{KEY_A}.meta.json"]
     assert os.path.exists(store / KEY_B[:2] / f"{KEY_B}.pkl")
+
+
+def test_a_job_planning_from_the_plans_config_finds_the_store_without_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv(shared.ENVIRONMENT_VARIABLE, str(tmp_path / "env-store"))
+    plan = _plan(tmp_path)
+    monkeypatch.delenv(shared.ENVIRONMENT_VARIABLE)  # a cluster job's environment without it
+    # the rules pass the plan's config to aggregate, view and look (common.smk: CONFIG = PLAN.config)
+    assert build_plan(plan.config, workdir=str(tmp_path)).store == str(tmp_path / "env-store")

@@ -50,6 +50,9 @@ try:
         schema=Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml",
     )
     PLAN = build_plan(CONFIG)
+    # the jobs' config (aggregate, view, look): the plan's, which names the store
+    # however it was chosen, so a job that does not inherit REPLIFLOW_STORE uses it too
+    CONFIG = PLAN.config
     # the conda: of the jobs that run the experiment's code (the config's `conda`)
     CODE_ENV = code_environment(CONFIG, default="../../envs/repliflow.yaml")
     # results/<exp>, store/, blocks/ and runs/ must be real folders: a link
