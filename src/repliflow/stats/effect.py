@@ -25,9 +25,10 @@ from typing import TypedDict
 
 import numpy as np
 import numpy.typing as npt
-from scipy import optimize, special
+from scipy import special
 
 from repliflow.stats import ALTERNATIVES
+from repliflow.stats.rootfind import brentq
 
 NAN = float("nan")
 
@@ -85,8 +86,13 @@ def _solve_ncp(t: float, df: float, target: float) -> float:
     for _ in range(60):
         lo, hi = t - width, t + width
         if gap(lo) > 0 > gap(hi):
-            root: float = optimize.brentq(gap, lo, hi, xtol=1e-10)
-            return root
+            try:
+                return brentq(gap, lo, hi, xtol=1e-10)
+            except ValueError:
+                # nctdtr is NaN far in a tail at small df (Boost's series gives up:
+                # df 1 at level 0.99 and |t| about 12-19), and Brent cannot go on
+                # from a NaN: the bound is unknown, as when no bracket is found
+                return NAN
         width *= 2
     return NAN
 

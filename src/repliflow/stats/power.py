@@ -52,13 +52,14 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 from repliflow.snakemake.command import DEFAULT_CONFIG
 from repliflow.stats import BUILTIN_NAMES, DEFAULT_CORRECTION, EQUIVALENCE, PAIRED, RANK_BASED
 from repliflow.stats.builtin import flat
 from repliflow.stats.corrections import per_comparison_alpha
 from repliflow.stats.effect import FloatArray, norm_sf
+from repliflow.stats.rootfind import brentq
 
 try:
     # The Boost survival function scipy.stats.nct.sf calls (scipy >= 1.10): the
@@ -212,8 +213,7 @@ def _smallest(reach: Callable[[float], float], target: float) -> float:
         hi *= 2
         if hi > 1e6:
             return math.nan
-    root: float = optimize.brentq(lambda x: reach(x) - target, 0.0, hi, xtol=1e-10, rtol=1e-10)
-    return root
+    return brentq(lambda x: reach(x) - target, 0.0, hi, xtol=1e-10, rtol=1e-10)
 
 
 def minimum_detectable_effect(

@@ -18,7 +18,8 @@ knows about Snakemake; the workflow calls these functions between looks.
   sub-density of the score process W(t) = Z sqrt(t) on the continuation region
   is propagated look to look through its independent normal increments
   (Simpson's rule on a grid finer than the increment's SD), and each b_k is
-  solved with ``scipy.optimize.brentq``.
+  solved with Brent's method (``rootfind.brentq``, scipy.optimize's
+  ``brentq`` bit for bit without its import).
 * **Decisions** (``decide``): which look stops and why, from the z
   statistics so far (``z_from_p`` converts a test's p-value).
 * **Adjusted inference** (``stagewise_p_value``): the stagewise-ordering
@@ -38,9 +39,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import optimize, special
+from scipy import special
 
 from repliflow.stats.effect import norm_isf, norm_sf
+from repliflow.stats.rootfind import brentq
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -229,7 +231,7 @@ def _solve_bound(recursion: _Recursion, target: float) -> float:
         hi *= 2.0
         if hi > 1e4:
             return math.inf
-    return float(optimize.brentq(excess, 0.0, hi, xtol=1e-12, rtol=1e-12, maxiter=200))
+    return brentq(excess, 0.0, hi, xtol=1e-12, rtol=1e-12, maxiter=200)
 
 
 def _mirror(alternative: str, drift: float) -> float:
