@@ -15,7 +15,7 @@ outputs through the manifests' sha256).
 
 Then it runs, in a fresh Python process (as the Snakemake job is one),
 ``repliflow.engine.aggregate.aggregate(...)`` followed by ``repliflow.report.document.publish(...)``,
-exactly what ``run_from_snakemake`` does, and reads that process's peak RSS
+exactly what ``run_job`` (the aggregate job) does, and reads that process's peak RSS
 with ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``. The child also prints
 its own peak after the tables (so the report's share shows) and each phase's
 seconds. The child's address space is capped (``--cap-mb``, RLIMIT_AS) so a

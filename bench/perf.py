@@ -317,6 +317,8 @@ def header(title: str, args, started: str, load_before: str, detail: str) -> Non
     print(f"# {detail}")
     if common.SLURM_NOTE:
         print(f"# {common.SLURM_NOTE}")
+    if common.BYTECODE_NOTE:
+        print(f"# {common.BYTECODE_NOTE}")
 
 
 # ----------------------------------------------------------------------- tiny
@@ -870,6 +872,8 @@ def main(argv: list[str] | None = None) -> int:
         common.WORK = args.work_dir.resolve()
     common.setup_workflow_venv()
     common.avoid_slow_slurm_probe()
+    compare_checkout = getattr(args, "compare_checkout", None)
+    common.compile_bytecode(common.REPO, *([compare_checkout] if compare_checkout else []))
     if args.bench == "all":
         run_all(args, parser)
         return 0

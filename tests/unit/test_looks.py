@@ -291,3 +291,18 @@ def test_expected_replicates_match_the_operating_characteristics(workdir):
     oc = operating_characteristics(design, drift_for_effect(0.5, 40, paired=True), 40)
     assert expected["expected_replicates"] == pytest.approx(oc.expected_replicates)
     assert math.isclose(expected["power"], oc.power)
+
+
+def test_the_summary_jobs_read_the_manifests_the_snakefile_lists(workdir, monkeypatch):
+    """aggregate and view (python -m repliflow.snakemake.summary) list their
+    manifests from the plan: up to the stopping look, as the checkpoint walk does."""
+    from repliflow.snakemake.summary import summary_manifests
+
+    plan = plan_for(workdir, replicates=40)
+    table = table_for(plan, {"double": 3.0})
+    stop = next(k for k in range(1, 6) if not looks.evaluate(plan, k, table)["continue"])
+    write_looks(workdir, plan, table, stop)
+    monkeypatch.chdir(workdir)  # jobs run in the working directory; the layout is relative
+    assert summary_manifests(plan) == plan.look_manifests(stop) != plan.all_manifests()
+    fixed = build_plan(validate_config(counting_config(replicates=20), file="t.yaml"), workdir=str(workdir))
+    assert summary_manifests(fixed) == fixed.all_manifests()

@@ -44,7 +44,7 @@ def test_the_wheel_carries_the_workflow(installed):
         "workflow/rules/common.smk",
         "workflow/rules/steps.smk",
         "workflow/schemas/config.schema.yaml",
-        "workflow/scripts/aggregate.py",
+        "workflow/scripts/look.py",
         "envs/repliflow.yaml",
         "examples/titanic/config.yaml",
         "examples/titanic/passengers.csv",

@@ -15,7 +15,6 @@ import json
 import shutil
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -138,36 +137,28 @@ def test_constant_paired_differences_under_wilcoxon_draw_their_error_bar(shifted
     assert (shifted.results / "last-good" / "report.html").read_bytes() == page.encode()
 
 
-def _fake_job(exp_root: Path) -> SimpleNamespace:
-    """What Snakemake hands the aggregate rule's script, for the experiment in
-    ``exp_root`` (the current directory)."""
+def _job_spec(exp_root: Path) -> str:
+    """The spec file the Snakefile writes for the aggregate job, for the
+    experiment in ``exp_root`` (the current directory)."""
     from repliflow.core.config import validate_config
     from repliflow.core.plan import build_plan
+    from repliflow.snakemake.summary import spec_path, spec_text, write_spec
 
     config = validate_config(
         yaml.safe_load((exp_root / "config.yaml").read_text()),
         schema=REPO / "workflow" / "schemas" / "config.schema.yaml",
     )
-    results = Path("results") / config["experiment"]
-    output = {name: str(results / name) for name in ["metrics.csv", "hypotheses.json", "provenance.json"]}
-    return SimpleNamespace(
-        input=SimpleNamespace(manifests=build_plan(config).all_manifests()),
-        output=SimpleNamespace(
-            metrics=output["metrics.csv"],
-            hypotheses=output["hypotheses.json"],
-            provenance=output["provenance.json"],
-            html=str(results / "report.html"),
-            md=str(results / "report.md"),
-        ),
-        log=[str(results / "logs" / "aggregate.log")],
-        params=SimpleNamespace(config=config, config_files="config.yaml"),
-    )
+    plan = build_plan(config)
+    text = spec_text(plan.config, "config.yaml")
+    path = spec_path(plan.experiment, text)
+    write_spec(path, text)
+    return path
 
 
 def test_a_report_that_cannot_be_rendered_keeps_the_tables_and_the_last_good_report(
     shifted, tmp_path, monkeypatch, capsys
 ):
-    from repliflow.engine.aggregate import run_from_snakemake
+    from repliflow.engine.aggregate import run_job
 
     root = tmp_path / "copy"
     shutil.copytree(shifted.root, root, symlinks=True)
@@ -175,7 +166,7 @@ def test_a_report_that_cannot_be_rendered_keeps_the_tables_and_the_last_good_rep
     good = (results / "report.html").read_text()
     assert (results / "last-good" / "report.html").read_text() == good
     monkeypatch.chdir(root)
-    job = _fake_job(root)
+    spec_file = _job_spec(root)
     for name in ["metrics.csv", "hypotheses.json", "provenance.json", "report.html", "report.md"]:
         (results / name).unlink()  # as Snakemake deletes a job's outputs before it runs
 
@@ -183,7 +174,7 @@ def test_a_report_that_cannot_be_rendered_keeps_the_tables_and_the_last_good_rep
         raise RuntimeError("the renderer broke")
 
     monkeypatch.setattr(report, "build", broken)
-    run_from_snakemake(job)  # returns: no SystemExit, the job succeeds
+    run_job(spec_file, str(results / "logs" / "aggregate.log"))  # returns: no SystemExit, the job succeeds
 
     _check_tables(results)
     page = (results / "report.html").read_text()

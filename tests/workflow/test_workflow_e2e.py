@@ -55,6 +55,26 @@ def test_changing_a_treatment_parameter_reruns_only_its_steps(experiment):
     assert all(n == 1 for n in counts.values())
 
 
+def test_a_changed_hypothesis_reruns_only_the_summary_jobs(experiment):
+    """aggregate and view read the config from a spec file named by its hash
+    (repliflow.snakemake.summary): a config change reaches them as a changed
+    param, and nothing else runs again."""
+    experiment.snakemake()
+    before = (experiment.results / "hypotheses.json").read_text()
+    experiment.reset_calls()
+    hypothesis = {**experiment.config["hypotheses"][0], "params": {"alpha": 0.01}}
+    experiment.write_config({**experiment.config, "hypotheses": [hypothesis]})
+    result = experiment.snakemake("--printshellcmds")
+    assert experiment.calls() == []  # no step ran again
+    ran = result.stdout + result.stderr
+    assert "repliflow.snakemake.summary aggregate" in ran and "repliflow.snakemake.summary view" in ran
+    assert "repliflow.engine.runner" not in ran
+    after = (experiment.results / "hypotheses.json").read_text()
+    assert '"alpha": 0.01' in after and '"alpha": 0.01' not in before
+    again = experiment.snakemake()
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
 def test_treatment_equal_to_baseline_shares_its_files(experiment):
     experiment.snakemake()
     experiment.reset_calls()

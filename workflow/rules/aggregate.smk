@@ -45,7 +45,8 @@ rule aggregate:
     conda:
         CODE_ENV
     params:
-        config=CONFIG,
-        config_files=CONFIG_FILES,
-    script:
-        "../scripts/aggregate.py"
+        # the config and its files (repliflow.snakemake.summary): a path named by
+        # their hash, so a changed config re-runs the job
+        spec_file=SUMMARY_SPEC,
+    shell:
+        "python -m repliflow.snakemake.summary aggregate --spec-file {params.spec_file:q} --log {log:q}"

@@ -20,6 +20,9 @@ else:
     sys.path.insert(0, str(CHECKOUT_SRC))
 
 from repliflow.snakemake.blocks import BlockJobs, rule_function
+from repliflow.snakemake.summary import spec_path as summary_spec_path
+from repliflow.snakemake.summary import spec_text as summary_spec_text
+from repliflow.snakemake.summary import write_spec as write_summary_spec
 from repliflow.core.config import check_config_files, code_environment, validate_config
 from repliflow.errors import RepliflowError
 from repliflow.store.pathgate import check_results_tree, check_store_tree
@@ -107,6 +110,12 @@ if workflow.is_main_process and (notice := BLOCK_JOBS.capped_notice()):
     print(notice, file=sys.stderr)
 if workflow.is_main_process and not workflow.output_settings.dryrun:
     BLOCK_JOBS.write_specs()  # what each block job reads (--spec-file)
+# what aggregate and view read (their --spec-file): the config and its files,
+# in a file named by its content, so a changed config re-runs both
+SUMMARY_SPEC_TEXT = summary_spec_text(CONFIG, CONFIG_FILES)
+SUMMARY_SPEC = summary_spec_path(PLAN.experiment, SUMMARY_SPEC_TEXT)
+if workflow.is_main_process and not workflow.output_settings.dryrun:
+    write_summary_spec(SUMMARY_SPEC, SUMMARY_SPEC_TEXT)
 
 
 @rule_function

@@ -14,6 +14,6 @@ rule view:
     conda:
         "../../envs/repliflow.yaml"
     params:
-        config=CONFIG,
-    script:
-        "../scripts/view.py"
+        spec_file=SUMMARY_SPEC,  # as aggregate's
+    shell:
+        "python -m repliflow.snakemake.summary view --spec-file {params.spec_file:q} --log {log:q}"

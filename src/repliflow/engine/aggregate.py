@@ -46,7 +46,7 @@ from repliflow.store.layout import HYPOTHESES, LAST_GOOD, METRICS, PROVENANCE, S
 from repliflow.store.provenance import iter_provenance_outputs, read_manifests
 
 if TYPE_CHECKING:
-    from snakemake.script import Snakemake
+    from repliflow.report import drawing
 
 # the block manifests, by (segment id, first replicate) (store.provenance.read_manifests)
 Manifests = dict[tuple[str, int], Manifest]
@@ -566,10 +566,11 @@ def provenance_json(provenance: dict[str, Any]) -> str:
     return f"{text[:-2]},\n {outputs}\n}}" if head else f"{{\n {outputs}\n}}"
 
 
-def run_from_snakemake(smk: Snakemake) -> None:
-    """The ``aggregate`` rule: the tables, then the report rendered from them.
-    One job rather than two: the report needs the same numpy and scipy
-    imports, which cost more than rendering it at the end of every run.
+def run_job(spec_file: str, log_path: str, figure_process: drawing.FigureProcess | None = None) -> None:
+    """The ``aggregate`` job (``python -m repliflow.snakemake.summary aggregate``):
+    the tables, then the report rendered from them. One job rather than two:
+    the report needs the same numpy and scipy imports, which cost more than
+    rendering it at the end of every run.
 
     Only the tables can fail the job. The report never does (``report.publish``):
     what it cannot show, or why it could not be rendered at all, goes to the
@@ -578,26 +579,29 @@ def run_from_snakemake(smk: Snakemake) -> None:
     from repliflow.report import document as report
     from repliflow.report import drawing
     from repliflow.snakemake.hooks import skip_final_collection
+    from repliflow.snakemake.summary import read_spec, summary_manifests
 
     skip_final_collection()  # scipy's and matplotlib's objects: 0.3 s at exit otherwise
-    # matplotlib's import on the other core while this process computes the tables
-    figure_process = drawing.start()
+    if figure_process is None:  # the job's entry point forks it before importing this module
+        # matplotlib's import on the other core while this process computes the tables
+        figure_process = drawing.start()
     try:
-        with open(smk.log[0], "w") as log:
+        with open(log_path, "w") as log:
             try:
-                plan = build_plan(smk.params.config)
-                out_dir = Path(smk.output.metrics).parent
-                aggregate(plan, smk.input.manifests, out_dir, smk.params.config_files)
+                config, config_files = read_spec(spec_file)
+                plan = build_plan(config)
+                manifests = summary_manifests(plan)
+                out_dir = Path(plan.layout.root)
+                aggregate(plan, manifests, out_dir, config_files)
             except RepliflowError as exc:
                 print(str(exc), file=log)
                 print(str(exc), file=sys.stderr)
                 sys.exit(1)
-            print(f"aggregated {len(smk.input.manifests)} manifests", file=log, flush=True)
-            listed = getattr(smk.output, "figures", None)  # for Snakemake's report (--report)
-            figures = Path(listed) if listed else None
-            html, md = Path(smk.output.html), Path(smk.output.md)
+            print(f"aggregated {len(manifests)} manifests", file=log, flush=True)
+            figures = Path(plan.layout.table("figures"))  # for Snakemake's report (--report)
+            html, md = Path(plan.layout.table("report.html")), Path(plan.layout.table("report.md"))
             if report.publish(out_dir, html, md, log, figures, figure_process):
-                print(f"wrote {smk.output.html} and {smk.output.md}", file=log)
+                print(f"wrote {html} and {md}", file=log)
     finally:
         if figure_process is not None:
             figure_process.close()

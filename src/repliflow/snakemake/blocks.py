@@ -20,10 +20,10 @@ import inspect
 import math
 import types
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal, ParamSpec, TypeVar
 
 from repliflow.core.plan import Block, Plan, spec_json
+from repliflow.snakemake.markers import SPECS
 from repliflow.snakemake.resources import (
     BlockResources,
     block_resources,
@@ -37,9 +37,6 @@ if TYPE_CHECKING:
     from snakemake.workflow import Workflow
 
 GROUP = "replicates"  # the job group of every block job; profiles size it with group-components
-# Each segment's block spec, which its jobs read (the runner's --spec-file): a
-# short command line, so a failing job's repliflow line is what one reads
-SPECS = Path(".snakemake", "repliflow-specs")
 
 P = ParamSpec("P")
 R = TypeVar("R")

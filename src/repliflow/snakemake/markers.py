@@ -7,6 +7,12 @@ import os
 from base64 import urlsafe_b64decode
 from pathlib import Path
 
+# What the jobs read besides their inputs, written by the Snakefile: each
+# segment's block spec (the runner's --spec-file) and the summary jobs' spec
+# (repliflow.snakemake.summary). A file, not params: a short command line, so a
+# failing job's repliflow line is what one reads.
+SPECS = Path(".snakemake", "repliflow-specs")
+
 
 def incomplete_outputs(workdir: Path) -> set[str]:
     """The output paths (relative to ``workdir``, as Snakemake names them) that

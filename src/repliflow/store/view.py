@@ -33,15 +33,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from repliflow.errors import LayoutError, RepliflowError
 from repliflow.store.layout import PROVENANCE, ResultsLayout, is_safe_name, output_paths
 from repliflow.store.pathgate import check_results_tree
 from repliflow.store.provenance import provenance_outputs, read_manifests, read_provenance
-
-if TYPE_CHECKING:
-    from snakemake.script import Snakemake
 
 INDEX_COLUMNS = ["condition", "replicate", "step", "position", "key", "output", "sidecar", "sha256"]
 
@@ -171,19 +168,24 @@ def _swap(staging: Path, runs: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def run_from_snakemake(smk: Snakemake) -> None:
-    """The ``view`` rule. It reads the block manifests, as ``aggregate`` does,
-    rather than provenance.json, so the two jobs run side by side."""
+def run_job(spec_file: str, log_path: str) -> None:
+    """The ``view`` job (``python -m repliflow.snakemake.summary view``). It
+    reads the block manifests, as ``aggregate`` does, rather than
+    provenance.json, so the two jobs run side by side."""
     from repliflow.core.plan import build_plan
     from repliflow.engine.looks import run_plan
     from repliflow.snakemake.hooks import skip_final_collection
+    from repliflow.snakemake.summary import read_spec, summary_manifests
 
     skip_final_collection()
-    with open(smk.log[0], "w") as log:
+    with open(log_path, "w") as log:
         try:
-            results = Path(smk.output.index).parent.parent
-            plan = run_plan(build_plan(smk.params.config))  # sequential: up to the stopping look
-            outputs = provenance_outputs(plan, read_manifests(smk.input.manifests))
+            config, _ = read_spec(spec_file)
+            planned = build_plan(config)
+            manifests = summary_manifests(planned)
+            plan = run_plan(planned)  # sequential: up to the stopping look
+            results = Path(plan.layout.root)
+            outputs = provenance_outputs(plan, read_manifests(manifests))
             result = build_view(results, outputs, plan.store)
             how = "symlinks and index.csv" if result.links else "index.csv only (no symlinks here)"
             print(f"view of {result.rows} outputs in {results / 'runs'}: {how}", file=log)
