@@ -96,3 +96,44 @@ def test_a_dead_holders_lock_stays_while_its_cluster_jobs_work_here_and_says_so(
         job.wait()
     assert "removed the lock" in (workflow_support.release_stale_lock() or "")
     assert list(locks.iterdir()) == []
+
+
+GUARD_PROBE = """
+import sys
+from types import SimpleNamespace
+from repliflow.snakemake.hooks import guard_htcondor_status_race
+
+assert guard_htcondor_status_race() is False  # the plugin not imported: nothing to guard
+from snakemake_executor_plugin_htcondor import Executor
+
+events = [SimpleNamespace(cluster=7), SimpleNamespace(cluster=7), SimpleNamespace(cluster=9)]
+log = SimpleNamespace(events=lambda stop_after: iter(events))
+early = Executor.__new__(Executor)  # the status thread's view before __post_init__ ran, ...
+early._get_job_event_log = lambda: log  # ... with the event log a run before left in the folder
+try:
+    early._drain_unified_log()
+except AttributeError as exc:
+    print("upstream:", exc)
+assert guard_htcondor_status_race() is True
+guarded = Executor._drain_unified_log
+assert guard_htcondor_status_race() is True and Executor._drain_unified_log is guarded  # once
+assert early._drain_unified_log() is None  # reads nothing yet, raises nothing
+
+ready = Executor.__new__(Executor)  # after __post_init__: drains as before
+ready._event_logs = {}
+ready._get_job_event_log = lambda: log
+ready._drain_unified_log()
+print("drained:", {k: len(v) for k, v in ready._event_logs.items()})
+"""
+
+
+def test_the_htcondor_status_race_is_guarded():
+    """snakemake-executor-plugin-htcondor 0.3.0's status thread can drain its
+    event log before __post_init__ made ``_event_logs`` (upstream issue 60):
+    the thread dies and the run hangs. The guard makes that early drain read
+    nothing and leaves a later one as it was."""
+    pytest.importorskip("snakemake_executor_plugin_htcondor")
+    probe = subprocess.run([sys.executable, "-c", GUARD_PROBE], capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    assert "upstream: 'Executor' object has no attribute '_event_logs'" in probe.stdout  # the race's failure
+    assert "drained: {7: 2, 9: 1}" in probe.stdout

@@ -34,6 +34,7 @@ from repliflow.store.reconcile import reconcile, repair_record, schedule_repairs
 from repliflow.snakemake.hooks import (
     describe_config_files,
     fail,
+    guard_htcondor_status_race,
     prepare_job_environment,
     record_lock_owner,
     release_scheduler_timers,
@@ -41,6 +42,8 @@ from repliflow.snakemake.hooks import (
 )
 
 prepare_job_environment(CHECKOUT_SRC)
+if workflow.is_main_process:
+    guard_htcondor_status_race()  # an upstream race that can hang a run (see the function)
 if workflow.is_main_process and (notice := release_stale_lock()):
     print(notice, file=sys.stderr)
 

@@ -21,6 +21,39 @@ def prepare_job_environment(src: Path | None) -> None:
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
 
+def guard_htcondor_status_race() -> bool:
+    """Close a race in snakemake-executor-plugin-htcondor 0.3.0 that hangs a run.
+
+    Snakemake's remote executors start their status thread before their
+    ``__post_init__`` (snakemake-interface-executor-plugins 9.4), and the
+    HTCondor plugin checks status at once (no initial wait) by draining its
+    event log into ``_event_logs``, which ``__post_init__`` creates. When the
+    thread wins (a loaded submit host), it dies of AttributeError and the run
+    waits forever (upstream: htcondor/snakemake-executor-plugin-htcondor
+    issue 60; it hung a CI run here for 10 minutes). Until it is fixed there,
+    a drain before ``__post_init__`` has run reads nothing: no job has been
+    submitted yet, and the next check reads the log from its start.
+
+    Acts only when Snakemake has imported the plugin (it imports every
+    installed one at start), once; returns whether the guard is in place."""
+    plugin = sys.modules.get("snakemake_executor_plugin_htcondor")
+    executor = getattr(plugin, "Executor", None)
+    drain = getattr(executor, "_drain_unified_log", None)
+    if executor is None or drain is None:
+        return False
+    if getattr(drain, "repliflow_guard", False):
+        return True
+
+    def guarded_drain(self: object) -> None:
+        if "_event_logs" not in vars(self):  # __post_init__ has not run yet
+            return
+        drain(self)
+
+    guarded_drain.repliflow_guard = True  # type: ignore[attr-defined]
+    executor._drain_unified_log = guarded_drain
+    return True
+
+
 def describe_config_files(files: Iterable[str | os.PathLike[str]]) -> str:
     names = [str(f) for f in files]
     return ", ".join(dict.fromkeys(names)) or "(none: --config only)"
