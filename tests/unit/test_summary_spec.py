@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from repliflow.errors import RepliflowError
 from repliflow.snakemake import summary
 
 CONFIG = {"experiment": "exp", "grid": {"n": [10, 40], "noise": [0.5, 1.0]}, "replicates": 2}
@@ -55,3 +56,30 @@ def test_the_entry_point_names_its_jobs(capsys):
     with pytest.raises(SystemExit):
         summary.main(["report", "--spec-file", "x", "--log", "y"])
     assert "invalid choice: 'report'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content",
+    [None, "", "{not json", '{"config": {}}', '{"config": [], "config_files": "a.yaml"}', "[1, 2]"],
+    ids=["missing", "empty", "truncated", "no config_files", "config not an object", "not an object"],
+)
+def test_a_missing_or_damaged_spec_says_how_to_make_it_again(tmp_path, content):
+    path = tmp_path / "summary-0123.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(RepliflowError) as caught:
+        summary.read_spec(str(path))
+    message = str(caught.value)
+    assert str(path) in message and "run the same snakemake command again" in message
+
+
+def test_the_aggregate_job_fails_with_that_message_and_no_traceback(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    from repliflow.engine.aggregate import run_job
+
+    log = tmp_path / "aggregate.log"
+    with pytest.raises(SystemExit) as exited:
+        run_job(str(tmp_path / "gone.json"), str(log))
+    assert exited.value.code == 1
+    assert "cannot read the job's spec file" in log.read_text()
+    assert "cannot read the job's spec file" in capsys.readouterr().err

@@ -101,18 +101,12 @@ class BlockJobs:
     def write_specs(self) -> None:
         """Write every segment's block spec (its range left 0-0) where its jobs
         read it; a file already holding the same spec is left alone."""
-        from repliflow.store.storage import atomic_write
+        from repliflow.store.storage import write_if_changed
 
         folder = SPECS / self.plan.experiment
         for segment in self.plan.segments.values():
             data = spec_json(self.plan.block_spec(Block(segment, 0, 0))).encode()
-            path = folder / f"{segment.label}.json"
-            try:
-                if path.read_bytes() == data:
-                    continue
-            except OSError:
-                pass
-            atomic_write(path, data)
+            write_if_changed(folder / f"{segment.label}.json", data)
 
     def capped_notice(self) -> str | None:
         """Snakemake caps a job's threads at --cores (on a cluster: the most one

@@ -49,21 +49,27 @@ def spec_path(experiment: str, text: str) -> str:
 
 def write_spec(path: str, text: str) -> None:
     """Write the spec where the jobs read it; the same content already there is left alone."""
-    from repliflow.store.storage import atomic_write
+    from repliflow.store.storage import write_if_changed
 
-    data = text.encode()
-    try:
-        if Path(path).read_bytes() == data:
-            return
-    except OSError:
-        pass
-    atomic_write(path, data)
+    write_if_changed(path, text.encode())
 
 
 def read_spec(path: str) -> tuple[dict[str, Any], str]:
-    """The config and config files' names in the spec at ``path``."""
-    spec = json.loads(Path(path).read_text(encoding="utf-8"))
-    return spec["config"], spec["config_files"]
+    """The config and config files' names in the spec at ``path``; a missing or
+    damaged spec is a RepliflowError saying how to make it again."""
+    from repliflow.errors import RepliflowError
+
+    try:
+        spec = json.loads(Path(path).read_text(encoding="utf-8"))
+        config, config_files = spec["config"], spec["config_files"]
+        if not isinstance(config, dict) or not isinstance(config_files, str):
+            raise TypeError("config must be an object and config_files a string")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RepliflowError(
+            f"repliflow: cannot read the job's spec file {path} ({type(exc).__name__}: {exc}); "
+            "the Snakefile writes it at the start of every run: run the same snakemake command again"
+        ) from exc
+    return config, config_files
 
 
 def summary_manifests(plan: Plan) -> list[str]:

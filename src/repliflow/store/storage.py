@@ -66,6 +66,17 @@ _made_dirs: set[str] = set()
 _HOST = socket.gethostname()
 
 
+def write_if_changed(path: Path | str, data: bytes) -> None:
+    """``atomic_write`` unless ``path`` already holds ``data`` (the jobs' spec
+    files, written at every parse: an unchanged file keeps its mtime)."""
+    try:
+        if Path(path).read_bytes() == data:
+            return
+    except OSError:
+        pass
+    atomic_write(path, data)
+
+
 def atomic_write(path: Path | str, data: bytes) -> None:
     """Write via a temp file in the same directory and rename: readers and a
     crash mid-write never see a partial file.
