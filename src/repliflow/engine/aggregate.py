@@ -572,19 +572,19 @@ def run_job(spec_file: str, log_path: str, figure_process: drawing.FigureProcess
     the report needs the same numpy and scipy imports, which cost more than
     rendering it at the end of every run.
 
+    ``figure_process``: the process the entry point forked before importing
+    this module (``repliflow.report.drawing``), which draws the figures; None
+    draws them here.
+
     Only the tables can fail the job. The report never does (``report.publish``):
     what it cannot show, or why it could not be rendered at all, goes to the
     log, to stderr and into the report, and the last report that rendered is
     kept as ``last-good/report.html``."""
     from repliflow.report import document as report
-    from repliflow.report import drawing
     from repliflow.snakemake.hooks import skip_final_collection
     from repliflow.snakemake.summary import read_spec, summary_manifests
 
     skip_final_collection()  # scipy's and matplotlib's objects: 0.3 s at exit otherwise
-    if figure_process is None:  # the job's entry point forks it before importing this module
-        # matplotlib's import on the other core while this process computes the tables
-        figure_process = drawing.start()
     try:
         with open(log_path, "w") as log:
             try:

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from repliflow.errors import RepliflowError
 from repliflow.snakemake.markers import SPECS
 
 if TYPE_CHECKING:
@@ -57,8 +58,6 @@ def write_spec(path: str, text: str) -> None:
 def read_spec(path: str) -> tuple[dict[str, Any], str]:
     """The config and config files' names in the spec at ``path``; a missing or
     damaged spec is a RepliflowError saying how to make it again."""
-    from repliflow.errors import RepliflowError
-
     try:
         spec = json.loads(Path(path).read_text(encoding="utf-8"))
         config, config_files = spec["config"], spec["config_files"]
