@@ -457,6 +457,25 @@ def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
+def file_creation_us(count: int = 1000) -> float:
+    """Microseconds to create one small file (``os.open(O_CREAT | O_EXCL)``,
+    write, close) in a fresh folder under WORK. Every replicate-step creates
+    two (its output and its sidecar), and on this machine the cost moves
+    between about 50 us and over 1 ms from minute to minute (kernel time in
+    inode allocation, with nothing else running), so it is printed beside
+    the figures: a run at a slow minute is a file-system figure."""
+    folder = new_dir("creation-probe-")
+    try:
+        clock = time.perf_counter()
+        for index in range(count):
+            fd = os.open(folder / f"f{index:06d}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.write(fd, b'{"mean": 0.123}')
+            os.close(fd)
+        return (time.perf_counter() - clock) / count * 1e6
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def environment() -> str:
     """Cores, versions, the workflow's Python and commit, for a header line."""
     from snakemake import __version__ as snakemake_version

@@ -276,8 +276,8 @@ def jobs_text(facts: dict) -> str:
 
 def finish(title: str, args, start: tuple, detail: str, figs: Figures, lines: list, targets: str) -> None:
     """Header, figures, verdicts, raw repeats, duration."""
-    started, load_before, clock = start
-    header(title, args, started, load_before, detail)
+    started, load_before, clock, creation_before = start
+    header(title, args, started, load_before, detail, creation_before)
     common.print_figures(lines)
     print(f"# {targets}")
     if args.raw:
@@ -286,7 +286,7 @@ def finish(title: str, args, start: tuple, detail: str, figs: Figures, lines: li
 
 
 def start() -> tuple:
-    return common.started_at(), common.load_average(), time.perf_counter()
+    return common.started_at(), common.load_average(), time.perf_counter(), common.file_creation_us()
 
 
 REFERENCES = ("inprocess", "pool_{w}", "crystallize_serial", "crystallize_process_{w}")
@@ -308,11 +308,13 @@ def verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
 
-def header(title: str, args, started: str, load_before: str, detail: str) -> None:
+def header(title: str, args, started: str, load_before: str, detail: str, creation_before: float) -> None:
     print(
         f"# repliflow {title}, started {started}: {common.environment()}, --cores {args.cores}, "
         f"fastest of {args.repeats}; load average (1/5/15 min) {load_before} at the start, "
-        f"{common.load_average()} at the end; experiments in {common.WORK}"
+        f"{common.load_average()} at the end; creating a small file there took "
+        f"{creation_before:.0f} us at the start, {common.file_creation_us():.0f} us at the end; "
+        f"experiments in {common.WORK}"
     )
     print(f"# {detail}")
     if common.SLURM_NOTE:
@@ -753,7 +755,8 @@ def run_all(args, parser) -> None:
         summary.append(("slurm 60x3x3 grouped, profile", "not measured (--slurm)", "<= 40 s", "-"))
     print(
         f"# issue 14, started {begun[0]}: {common.environment()}; load average {begun[1]} at the start, "
-        f"{common.load_average()} at the end; took {time.perf_counter() - begun[2]:.0f} s"
+        f"{common.load_average()} at the end; creating a small file took {begun[3]:.0f} us at the start, "
+        f"{common.file_creation_us():.0f} us at the end; took {time.perf_counter() - begun[2]:.0f} s"
     )
     widths = [max(len(row[i]) for row in summary) for i in range(3)]
     for figure, measured, target, result in summary:

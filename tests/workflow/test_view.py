@@ -8,6 +8,7 @@ import os
 import shutil
 
 import pytest
+from conftest import Experiment, counting_config
 
 from repliflow.errors import LayoutError
 from repliflow.store import view
@@ -118,3 +119,51 @@ def test_replicate_folders_are_zero_padded_to_sort_as_numbers(results):
         "metrics.json",
         "scale.json",
     ]
+
+
+def test_above_max_links_only_the_index_is_written_and_says_why(results):
+    outputs = _provenance(results)["outputs"]  # 15 outputs, 30 rows (2 conditions share them)
+    result = build_view(results, outputs, max_links=29)
+    assert not result.links and result.rows == 30
+    assert result.why_no_links == "30 outputs, more than view.max_links (29)"
+    assert [p.name for p in (results / "runs").iterdir()] == ["index.csv"]
+    assert len(list(csv.DictReader((results / "runs" / "index.csv").open()))) == 30
+    assert not [p for p in results.iterdir() if p.name.startswith(".runs")]
+
+
+def test_at_max_links_every_link_is_made(results):
+    result = build_view(results, _provenance(results)["outputs"], max_links=30)
+    assert result.links and result.why_no_links is None
+    assert len(list((results / "runs").glob("*/rep-*/*.json"))) == 30
+
+
+def test_a_view_with_links_shrinks_to_the_index_when_the_limit_drops(results):
+    """The old links go with the swap: none of an earlier view stays behind."""
+    assert (results / "runs" / "baseline").is_dir()
+    build_view(results, max_links=0)
+    assert [p.name for p in (results / "runs").iterdir()] == ["index.csv"]
+
+
+def test_manifest_entries_still_have_their_names_checked(results):
+    """``checked`` skips re-checking paths the manifests' check passed, not the
+    step and condition names, which become paths."""
+    outputs = _provenance(results)["outputs"]
+    outputs[4]["step"] = "../escaped"
+    with pytest.raises(LayoutError, match=r"outputs\[4\]: step name '../escaped'"):
+        build_view(results, outputs, checked=True)
+    outputs[4]["step"], outputs[5]["conditions"] = "scale", ["a/b"]
+    with pytest.raises(LayoutError, match=r"outputs\[5\]: condition 'a/b'"):
+        build_view(results, outputs, checked=True)
+    assert not (results.parent / "escaped").exists()
+
+
+def test_the_workflow_honours_view_max_links(tmp_path):
+    config = counting_config()
+    config["view"] = {"max_links": 10}
+    experiment = Experiment(tmp_path / "limited", config)
+    experiment.snakemake()
+    runs = experiment.results / "runs"
+    assert [p.name for p in runs.iterdir()] == ["index.csv"]
+    assert len(list(csv.DictReader((runs / "index.csv").open()))) == 30
+    log = (experiment.results / "logs" / "view.log").read_text()
+    assert "index.csv only (30 outputs, more than view.max_links (10))" in log

@@ -276,6 +276,8 @@ def check_manifest(value: object, path: str) -> Manifest:
     if len(replicates) != hi - lo:
         c.fail(f"lists {len(replicates)} replicates for the range {lo}..{hi - 1}")
     for index, replicate in enumerate(replicates):
+        if _plain_replicate_ok(replicate, lo + index):
+            continue
         where = f"replicates[{index}]."
         c.object(replicate, where[:-1])
         if c.get(replicate, "replicate", int, where) != lo + index:
@@ -294,6 +296,39 @@ def check_manifest(value: object, path: str) -> Manifest:
             c.get(step, "sha256", SHA256, step_where)
             check_store_file(key, step.get("file"), step.get("format"), f"{path} (manifest): {step_where}")
     return cast(Manifest, manifest)
+
+
+def _plain_replicate_ok(replicate: object, number: int) -> bool:
+    """Whether a manifest's replicate record (no ``failed``) passes every check
+    ``check_manifest`` makes, decided fast: aggregate, view and status check
+    200,000 steps' records at scale. False sends it through the full checks,
+    which say what is wrong (or accept what only they know to accept)."""
+    if type(replicate) is not dict or "failed" in replicate:
+        return False
+    recorded, seed, steps = replicate.get("replicate"), replicate.get("seed"), replicate.get("steps")
+    if type(recorded) is not int or recorded != number or type(seed) is not int or seed < 0:
+        return False
+    if type(steps) is not list:
+        return False
+    for step in steps:
+        if type(step) is not dict:
+            return False
+        key, fmt, sha = step.get("key"), step.get("format"), step.get("sha256")
+        position = step.get("position")
+        if not (
+            type(key) is str
+            and KEY.match(key)
+            and type(step.get("step")) is str
+            and type(position) is int
+            and position >= 0
+            and type(sha) is str
+            and SHA256.match(sha)
+            and type(fmt) is str
+            and fmt in EXTENSIONS
+            and step.get("file") == f"{key}.{EXTENSIONS[fmt]}"
+        ):
+            return False
+    return True
 
 
 class AttemptFailure(TypedDict):

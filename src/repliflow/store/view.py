@@ -12,7 +12,8 @@ as relative symlinks (the tree can be moved or copied with ``cp -a``;
 absolute ones into a shared store, repliflow.store.shared), and
 ``runs/index.csv`` with one row per link: condition, replicate, step,
 position, key, output, sidecar, sha256 (paths relative to results/<experiment>).
-Where the file system has no symlinks, only ``index.csv`` is written. The
+Where the file system has no symlinks, or the view would have more links
+than the config's ``view.max_links``, only ``index.csv`` is written. The
 sidecar of an output sits beside it in the store (``<key>.meta.json``); it
 gets no link of its own because creating a link costs as much as creating a
 file, and the view already makes one per condition x replicate x step.
@@ -30,7 +31,7 @@ import io
 import os
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -38,7 +39,7 @@ from typing import Any, NamedTuple
 from repliflow.errors import LayoutError, RepliflowError
 from repliflow.store.layout import PROVENANCE, ResultsLayout, is_safe_name, output_paths
 from repliflow.store.pathgate import check_results_tree
-from repliflow.store.provenance import provenance_outputs, read_manifests, read_provenance
+from repliflow.store.provenance import iter_provenance_outputs, read_manifests, read_provenance
 
 INDEX_COLUMNS = ["condition", "replicate", "step", "position", "key", "output", "sidecar", "sha256"]
 
@@ -46,7 +47,8 @@ INDEX_COLUMNS = ["condition", "replicate", "step", "position", "key", "output", 
 @dataclass(frozen=True)
 class ViewResult:
     rows: int
-    links: bool  # False where the file system refused symlinks
+    links: bool
+    why_no_links: str | None = None  # more rows than view.max_links, or no symlinks here
 
 
 class _Row(NamedTuple):
@@ -62,22 +64,35 @@ class _Row(NamedTuple):
     sha256: object
 
 
-def _rows(outputs: Sequence[Mapping[str, Any]], source: str) -> list[_Row]:
+def _rows(outputs: Iterable[Mapping[str, Any]], source: str, checked: bool) -> list[_Row]:
+    """The view's rows, sorted. ``checked``: the entries were made from block
+    manifests that ``check_manifest`` passed, so their key, output file and
+    format are known good and only the names that become paths are checked."""
     rows: list[_Row] = []
+    safe: set[str] = set()  # names checked once: a view has few, repeated 100,000s of times
     for index, entry in enumerate(outputs):
         where = f"{source} outputs[{index}]"
-        try:
-            path, sidecar = output_paths(entry, f"outputs[{index}]")
-        except LayoutError as exc:
-            raise LayoutError(f"repliflow: {where}: {exc}") from None
+        if checked:
+            path, sidecar = entry["path"], entry["sidecar"]
+        else:
+            try:
+                path, sidecar = output_paths(entry, f"outputs[{index}]")
+            except LayoutError as exc:
+                raise LayoutError(f"repliflow: {where}: {exc}") from None
         step, replicate = entry.get("step"), entry.get("replicate")
-        if not isinstance(step, str) or not is_safe_name(step):
-            raise LayoutError(f"repliflow: {where}: step name {step!r} cannot be a file name")
+        if step not in safe:
+            if not isinstance(step, str) or not is_safe_name(step):
+                raise LayoutError(f"repliflow: {where}: step name {step!r} cannot be a file name")
+            safe.add(step)
         if isinstance(replicate, bool) or not isinstance(replicate, int) or replicate < 0:
             raise LayoutError(f"repliflow: {where}: replicate {replicate!r} is not a replicate number")
         for condition in entry.get("conditions") or []:
-            if not is_safe_name(condition):
-                raise LayoutError(f"repliflow: {where}: condition {condition!r} cannot be a directory name")
+            if condition not in safe:
+                if not is_safe_name(condition):
+                    raise LayoutError(
+                        f"repliflow: {where}: condition {condition!r} cannot be a directory name"
+                    )
+                safe.add(condition)
             rows.append(
                 _Row(
                     condition,
@@ -96,66 +111,80 @@ def _rows(outputs: Sequence[Mapping[str, Any]], source: str) -> list[_Row]:
     return rows
 
 
-def _link(target_in_results: str, link: Path, depth: int) -> None:
-    """``link`` -> ``target_in_results``, relative: ``depth`` levels below results/<experiment>."""
-    os.symlink(os.path.join(*[".."] * depth, target_in_results), link)
-
-
 def build_view(
-    results_dir: str | Path, outputs: Sequence[Mapping[str, Any]] | None = None, store: str | None = None
+    results_dir: str | Path,
+    outputs: Iterable[Mapping[str, Any]] | None = None,
+    store: str | None = None,
+    *,
+    max_links: int | None = None,
+    checked: bool = False,
 ) -> ViewResult:
     """(Re)build ``runs/`` under ``results/<experiment>`` from ``outputs``
     (entries as in provenance.json's ``outputs``; default: read from its
     provenance.json, with the store it names). The links of a shared
-    ``store`` are absolute: it lies outside the results folder."""
+    ``store`` are absolute: it lies outside the results folder.
+
+    ``max_links`` (the config's ``view.max_links``; None: no limit): with
+    more rows than this, only ``index.csv`` is written. A link and its
+    replicate's folder cost the file system about as much as a step's output
+    does, so at 100,000s of outputs the links alone would take minutes.
+    ``checked``: see ``_rows``."""
     results = Path(results_dir)
     check_results_tree(results)  # never build or swap the view through a link
     if outputs is None:
         provenance = read_provenance(results)
         outputs, source, store = provenance["outputs"], PROVENANCE, provenance.get("store")
+        checked = False
     else:
         source = "the block manifests'"
-    rows = _rows(outputs, source)
+    rows = _rows(outputs, source, checked)
     layout = ResultsLayout(str(results), store)
     runs = Path(layout.runs)
-    staging = results / f".runs.{os.getpid()}.tmp"
+    staging = f"{results}/.runs.{os.getpid()}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    links = True
-    made: set[Path] = set()
+    os.makedirs(staging)
+    if max_links is not None and len(rows) > max_links:
+        skipped: str | None = f"{len(rows)} outputs, more than view.max_links ({max_links})"
+    else:
+        skipped = _make_links(rows, staging, layout, store, source)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(INDEX_COLUMNS)
+    writer.writerows(rows)
+    Path(staging, "index.csv").write_text(buffer.getvalue())
+    _swap(Path(staging), runs)
+    return ViewResult(len(rows), skipped is None, skipped)
+
+
+def _make_links(
+    rows: list[_Row], staging: str, layout: ResultsLayout, store: str | None, source: str
+) -> str | None:
+    """The links of ``rows`` under ``staging``; None, or why there are none
+    (the file system refused a symlink: then ``staging`` is emptied)."""
+    made: set[str] = set()
     # zero-padded to the widest replicate number, so folders sort as numbers do
     width = len(str(max((row.replicate for row in rows), default=0)))
+    up = os.path.join("..", "..", "..")  # from runs/<condition>/rep-<r>/ to results/<experiment>/
+    # Plain strings and os calls: this loop runs once per output and condition.
     for condition, replicate, step, _, _, path, _, _ in rows:
-        if not links:
-            break
-        folder = staging / condition / f"rep-{replicate:0{width}d}"
+        folder = f"{staging}/{condition}/rep-{replicate:0{width}d}"
         if folder not in made:
-            folder.mkdir(parents=True, exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
             made.add(folder)
+        # with the output's extension, so a file manager opens it with the right program
+        link = f"{folder}/{step}{os.path.splitext(path)[1]}"
         try:
-            # with the output's extension, so a file manager opens it with the right program
-            link = folder / f"{step}{os.path.splitext(path)[1]}"
-            if store is None:
-                _link(path, link, 3)
-            else:
-                os.symlink(layout.in_store(path), link)
+            os.symlink(f"{up}/{path}" if store is None else layout.in_store(path), link)
         except FileExistsError:
             raise LayoutError(
                 f"repliflow: {source} outputs list step {step!r} twice for condition {condition!r}, "
                 f"replicate {replicate}"
             ) from None
-        except OSError:  # no symlinks here (some Windows and network file systems)
-            links = False
-    if not links:
-        shutil.rmtree(staging)
-        staging.mkdir()
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(INDEX_COLUMNS)
-    writer.writerows(rows)
-    (staging / "index.csv").write_text(buffer.getvalue())
-    _swap(staging, runs)
-    return ViewResult(len(rows), links)
+        except OSError as exc:  # no symlinks here (some Windows and network file systems)
+            shutil.rmtree(staging)
+            os.makedirs(staging)
+            return f"this file system refused a symlink ({exc.strerror})"
+    return None
 
 
 def _swap(staging: Path, runs: Path) -> None:
@@ -185,9 +214,10 @@ def run_job(spec_file: str, log_path: str) -> None:
             manifests = summary_manifests(planned)
             plan = run_plan(planned)  # sequential: up to the stopping look
             results = Path(plan.layout.root)
-            outputs = provenance_outputs(plan, read_manifests(manifests))
-            result = build_view(results, outputs, plan.store)
-            how = "symlinks and index.csv" if result.links else "index.csv only (no symlinks here)"
+            outputs = iter_provenance_outputs(plan, read_manifests(manifests))
+            limit = plan.config["view"]["max_links"]
+            result = build_view(results, outputs, plan.store, max_links=limit, checked=True)
+            how = "symlinks and index.csv" if result.links else f"index.csv only ({result.why_no_links})"
             print(f"view of {result.rows} outputs in {results / 'runs'}: {how}", file=log)
         except RepliflowError as exc:
             print(str(exc), file=log)
