@@ -114,6 +114,29 @@ def test_resource_functions_match_block_resources(tmp_path):
                 assert functions["request_memory"](wildcards_of(block)) is None  # not on HTCondor
 
 
+def test_priority_is_a_block_s_replicate_steps_so_a_short_last_block_runs_last(tmp_path):
+    config = counting_config()  # a shared datasource segment, then scale + metrics per condition
+    config["replicates"], config["batch"] = 5, {"replicates_per_job": 2}
+    plan = plan_for(tmp_path / "ragged", config)
+    priority = block_jobs(plan).priority
+    assert callable(priority) and list(inspect.signature(priority).parameters) == ["wildcards"]
+    for segment in plan.segments.values():
+        steps = segment.end - segment.start + 1
+        found = [priority(wildcards_of(block)) for block in plan.blocks(segment)]
+        assert found == [2 * steps, 2 * steps, 1 * steps]
+
+
+def test_priority_is_a_constant_when_every_block_has_the_same_work(tmp_path):
+    """Snakemake then calls nothing per job (an experiment of 200 jobs or 30,000)."""
+    config = counting_config()
+    config["treatments"] = {}
+    config["replicates"], config["batch"] = 6, {"replicates_per_job": 2}
+    plan = plan_for(tmp_path / "even", config)
+    widths = {segment.end - segment.start + 1 for segment in plan.segments.values()}
+    assert len(widths) == 1  # one segment: every block does 2 replicates x 3 steps
+    assert block_jobs(plan).priority == 0
+
+
 def test_rule_function_stores_the_signature_snakemake_reads_per_call():
     class Rule:
         def resource(self, wildcards, **kwargs):

@@ -165,3 +165,20 @@ def test_default_experiment_completes(tmp_path):
         cwd=REPO / "src",
     )
     assert audit.returncode == 0, audit.stdout
+
+
+def test_a_segment_s_short_last_block_runs_after_its_full_blocks(tmp_path):
+    """The rule's priority (a block's replicate-steps): on one core, a short
+    last block (5 replicates in blocks of 2) waits for every full block of its
+    segment, so it fills the last wave instead of leaving a full block alone."""
+    config = counting_config()
+    config["replicates"], config["batch"] = 5, {"replicates_per_job": 2}
+    experiment = Experiment(tmp_path / "ragged", config)
+    experiment.snakemake("--cores", "1")
+    started: dict[str, dict[str, str]] = collections.defaultdict(dict)
+    for log in (experiment.results / "logs" / "blocks").glob("*/*.log"):
+        started[log.parent.name][log.stem] = log.read_text().split(" ", 1)[0]  # ISO times sort as text
+    assert len(started) == 3
+    for segment, blocks in started.items():
+        assert sorted(blocks) == ["000000-000002", "000002-000004", "000004-000005"], segment
+        assert blocks["000004-000005"] > max(blocks["000000-000002"], blocks["000002-000004"]), segment

@@ -18,6 +18,8 @@ rule run_segment:
         run=PLAN.layout.block_log("{segment}", "{block}"),
         # how the last attempt went, for `repliflow status` (a log: kept when the job fails)
         attempt=PLAN.layout.block_attempt("{segment}", "{block}"),
+    # the largest blocks first, so a short last block fills the last wave
+    priority: BLOCK_JOBS.priority
     group:
         BLOCK_JOBS.group
     conda:

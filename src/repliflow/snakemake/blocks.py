@@ -152,6 +152,30 @@ class BlockJobs:
         name: str | None = getattr(self.workflow.executor_plugin, "name", None)
         return name
 
+    # --- priority: of run_segment ----------------------------------------------
+
+    def _work(self, block: Block) -> int:
+        return (block.hi - block.lo) * (block.segment.end - block.segment.start + 1)
+
+    def _priority(self, wildcards: object) -> int:
+        return self._work(self.block_of(wildcards))
+
+    @functools.cached_property
+    def priority(self) -> int | Callable[[object], int]:
+        """The rule's ``priority:``, a block's replicate-steps: Snakemake starts
+        the ready jobs of highest priority first, so the largest blocks run
+        first and a segment's short last block (when ``replicates`` is no
+        multiple of the block size) fills the last wave, where it would
+        otherwise leave one full block alone on one core at the end (longest
+        job first). 0 when every block has the same work: Snakemake then
+        calls nothing per job."""
+        works = {
+            self._work(block)
+            for segment in self.plan.segments.values()
+            for block in self.plan.blocks(segment)
+        }
+        return 0 if len(works) <= 1 else rule_function(self._priority)
+
     # --- threads: and resources: of run_segment --------------------------------
 
     def _threads(self, wildcards: object) -> int:
