@@ -78,9 +78,12 @@ def test_without_symlinks_only_the_index_is_written(results, monkeypatch):
     monkeypatch.setattr(view.os, "symlink", refuse)
     result = build_view(results)
     assert not result.links
-    assert [p.name for p in (results / "runs").iterdir()] == ["index.csv"]
+    assert sorted(p.name for p in (results / "runs").iterdir()) == ["README.txt", "index.csv"]
     rows = list(csv.DictReader((results / "runs" / "index.csv").open()))
     assert len(rows) == 30 and rows[0]["output"].startswith("store/")
+    note = (results / "runs" / "README.txt").read_text()
+    assert "this file system refused a symlink (Operation not permitted)" in note
+    assert "view.max_links" not in note  # raising it would not help here
 
 
 @pytest.mark.parametrize(
@@ -126,7 +129,9 @@ def test_above_max_links_only_the_index_is_written_and_says_why(results):
     result = build_view(results, outputs, max_links=29)
     assert not result.links and result.rows == 30
     assert result.why_no_links == "30 outputs, more than view.max_links (29)"
-    assert [p.name for p in (results / "runs").iterdir()] == ["index.csv"]
+    assert sorted(p.name for p in (results / "runs").iterdir()) == ["README.txt", "index.csv"]
+    note = (results / "runs" / "README.txt").read_text()
+    assert "30 outputs, more than view.max_links (29)" in note and "Raise view.max_links" in note
     assert len(list(csv.DictReader((results / "runs" / "index.csv").open()))) == 30
     assert not [p for p in results.iterdir() if p.name.startswith(".runs")]
 
@@ -135,13 +140,14 @@ def test_at_max_links_every_link_is_made(results):
     result = build_view(results, _provenance(results)["outputs"], max_links=30)
     assert result.links and result.why_no_links is None
     assert len(list((results / "runs").glob("*/rep-*/*.json"))) == 30
+    assert not (results / "runs" / "README.txt").exists()
 
 
 def test_a_view_with_links_shrinks_to_the_index_when_the_limit_drops(results):
     """The old links go with the swap: none of an earlier view stays behind."""
     assert (results / "runs" / "baseline").is_dir()
     build_view(results, max_links=0)
-    assert [p.name for p in (results / "runs").iterdir()] == ["index.csv"]
+    assert sorted(p.name for p in (results / "runs").iterdir()) == ["README.txt", "index.csv"]
 
 
 def test_manifest_entries_still_have_their_names_checked(results):
@@ -163,7 +169,7 @@ def test_the_workflow_honours_view_max_links(tmp_path):
     experiment = Experiment(tmp_path / "limited", config)
     experiment.snakemake()
     runs = experiment.results / "runs"
-    assert [p.name for p in runs.iterdir()] == ["index.csv"]
+    assert sorted(p.name for p in runs.iterdir()) == ["README.txt", "index.csv"]
     assert len(list(csv.DictReader((runs / "index.csv").open()))) == 30
     log = (experiment.results / "logs" / "view.log").read_text()
     assert "index.csv only (30 outputs, more than view.max_links (10))" in log

@@ -13,7 +13,8 @@ absolute ones into a shared store, repliflow.store.shared), and
 ``runs/index.csv`` with one row per link: condition, replicate, step,
 position, key, output, sidecar, sha256 (paths relative to results/<experiment>).
 Where the file system has no symlinks, or the view would have more links
-than the config's ``view.max_links``, only ``index.csv`` is written. The
+than the config's ``view.max_links``, only ``index.csv`` is written (and
+``README.txt``, saying why). The
 sidecar of an output sits beside it in the store (``<key>.meta.json``); it
 gets no link of its own because creating a link costs as much as creating a
 file, and the view already makes one per condition x replicate x step.
@@ -42,6 +43,7 @@ from repliflow.store.pathgate import check_results_tree
 from repliflow.store.provenance import iter_provenance_outputs, read_manifests, read_provenance
 
 INDEX_COLUMNS = ["condition", "replicate", "step", "position", "key", "output", "sidecar", "sha256"]
+NO_LINKS_NOTE = "README.txt"  # in runs/ when it holds no links, saying why
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,8 @@ def build_view(
     staging = f"{results}/.runs.{os.getpid()}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
-    if max_links is not None and len(rows) > max_links:
+    over_limit = max_links is not None and len(rows) > max_links
+    if over_limit:
         skipped: str | None = f"{len(rows)} outputs, more than view.max_links ({max_links})"
     else:
         skipped = _make_links(rows, staging, layout, store, source)
@@ -152,8 +155,25 @@ def build_view(
     writer.writerow(INDEX_COLUMNS)
     writer.writerows(rows)
     Path(staging, "index.csv").write_text(buffer.getvalue())
+    if skipped is not None:  # whoever opens runs/ expecting folders learns why there are none
+        Path(staging, NO_LINKS_NOTE).write_text(_no_links_note(skipped, over_limit))
     _swap(Path(staging), runs)
     return ViewResult(len(rows), skipped is None, skipped)
+
+
+def _no_links_note(why: str, over_limit: bool) -> str:
+    raise_it = (
+        "Raise view.max_links in the experiment's config and run snakemake again (only the view "
+        "job re-runs) to get them.\n"
+        if over_limit
+        else ""
+    )
+    return (
+        "This view has no runs/<condition>/rep-<r>/<step> links: "
+        f"{why}.\n{raise_it}"
+        "index.csv lists every output (condition, replicate, step, key, output, sidecar, sha256), "
+        "and repliflow.load() reads them in Python.\n"
+    )
 
 
 def _make_links(
