@@ -54,15 +54,11 @@ def read_manifests(paths: Iterable[str | Path]) -> dict[tuple[str, int], Manifes
     return manifests
 
 
-def provenance_outputs(plan: Plan, manifests: dict[tuple[str, int], Manifest]) -> list[OutputEntry]:
-    """Every output the manifests record, with the conditions that use it:
-    provenance.json's ``outputs``, and what the readable view links."""
-    return list(iter_provenance_outputs(plan, manifests))
-
-
 def iter_provenance_outputs(plan: Plan, manifests: dict[tuple[str, int], Manifest]) -> Iterator[OutputEntry]:
-    """``provenance_outputs``, one entry at a time (aggregate writes them out
-    as they come: at 200,000 outputs the list alone is ~90 MB)."""
+    """Every output the manifests record, with the conditions that use it:
+    provenance.json's ``outputs``, and what the readable view links. One
+    entry at a time (aggregate writes them out as they come: at 200,000
+    outputs the list alone is ~90 MB)."""
     for segment in plan.segments.values():
         for block in plan.blocks(segment):
             manifest = manifests[(segment.id, block.lo)]

@@ -73,27 +73,24 @@ def _rows(outputs: Iterable[Mapping[str, Any]], source: str, checked: bool) -> l
     rows: list[_Row] = []
     safe: set[str] = set()  # names checked once: a view has few, repeated 100,000s of times
     for index, entry in enumerate(outputs):
-        where = f"{source} outputs[{index}]"
         if checked:
             path, sidecar = entry["path"], entry["sidecar"]
         else:
             try:
                 path, sidecar = output_paths(entry, f"outputs[{index}]")
             except LayoutError as exc:
-                raise LayoutError(f"repliflow: {where}: {exc}") from None
+                raise _bad(source, index, str(exc)) from None
         step, replicate = entry.get("step"), entry.get("replicate")
         if step not in safe:
             if not isinstance(step, str) or not is_safe_name(step):
-                raise LayoutError(f"repliflow: {where}: step name {step!r} cannot be a file name")
+                raise _bad(source, index, f"step name {step!r} cannot be a file name")
             safe.add(step)
         if isinstance(replicate, bool) or not isinstance(replicate, int) or replicate < 0:
-            raise LayoutError(f"repliflow: {where}: replicate {replicate!r} is not a replicate number")
+            raise _bad(source, index, f"replicate {replicate!r} is not a replicate number")
         for condition in entry.get("conditions") or []:
             if condition not in safe:
                 if not is_safe_name(condition):
-                    raise LayoutError(
-                        f"repliflow: {where}: condition {condition!r} cannot be a directory name"
-                    )
+                    raise _bad(source, index, f"condition {condition!r} cannot be a directory name")
                 safe.add(condition)
             rows.append(
                 _Row(
@@ -111,6 +108,10 @@ def _rows(outputs: Iterable[Mapping[str, Any]], source: str, checked: bool) -> l
         key=lambda row: (row.condition, row.replicate, row.position if isinstance(row.position, int) else -1)
     )
     return rows
+
+
+def _bad(source: str, index: int, problem: str) -> LayoutError:
+    return LayoutError(f"repliflow: {source} outputs[{index}]: {problem}")
 
 
 def build_view(
@@ -235,7 +236,7 @@ def run_job(spec_file: str, log_path: str) -> None:
             plan = run_plan(planned)  # sequential: up to the stopping look
             results = Path(plan.layout.root)
             outputs = iter_provenance_outputs(plan, read_manifests(manifests))
-            limit = plan.config["view"]["max_links"]
+            limit = (plan.config.get("view") or {}).get("max_links")  # validation filled in its default
             result = build_view(results, outputs, plan.store, max_links=limit, checked=True)
             how = "symlinks and index.csv" if result.links else f"index.csv only ({result.why_no_links})"
             print(f"view of {result.rows} outputs in {results / 'runs'}: {how}", file=log)
