@@ -173,3 +173,21 @@ def test_the_workflow_honours_view_max_links(tmp_path):
     assert len(list(csv.DictReader((runs / "index.csv").open()))) == 30
     log = (experiment.results / "logs" / "view.log").read_text()
     assert "index.csv only (30 outputs, more than view.max_links (10))" in log
+
+
+def test_what_a_killed_view_job_left_behind_is_removed(results, tmp_path):
+    """A view job killed while building (its staging tree) or while swapping
+    (the old tree) leaves them beside runs/; the next build removes them,
+    a planted link as the link."""
+    (results / ".runs.99999.tmp" / "baseline" / "rep-0").mkdir(parents=True)
+    (results / ".runs.99999.tmp" / "baseline" / "rep-0" / "metrics.json").symlink_to("../x")
+    (results / ".runs.88888.old" / "double").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("not the view's")
+    (results / ".runs.77777.tmp").symlink_to(outside)
+    result = build_view(results)
+    assert result.links
+    assert not [p for p in results.iterdir() if p.name.startswith(".runs")]
+    assert (outside / "keep.txt").read_text() == "not the view's"
+    assert len(list((results / "runs").glob("*/rep-*/*.json"))) == 30

@@ -143,8 +143,8 @@ def build_view(
     rows = _rows(outputs, source, checked)
     layout = ResultsLayout(str(results), store)
     runs = Path(layout.runs)
+    _remove_leftovers(results)
     staging = f"{results}/.runs.{os.getpid()}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     over_limit = max_links is not None and len(rows) > max_links
     if over_limit:
@@ -206,6 +206,21 @@ def _make_links(
             os.makedirs(staging)
             return f"this file system refused a symlink ({exc.strerror})"
     return None
+
+
+def _remove_leftovers(results: Path) -> None:
+    """Remove the staging and old trees a killed view job left behind
+    (``.runs.<pid>.tmp``, ``.runs.<pid>.old``): one view job runs per results
+    folder at a time (Snakemake locks its outputs), so none is in use. A
+    planted link is removed as the link, never followed."""
+    with os.scandir(results) as entries:
+        for entry in entries:
+            name = entry.name
+            if name.startswith(".runs.") and name.endswith((".tmp", ".old")):
+                if entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
+                    os.unlink(entry.path)
+                else:
+                    shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _swap(staging: Path, runs: Path) -> None:
