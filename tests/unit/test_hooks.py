@@ -137,3 +137,57 @@ def test_the_htcondor_status_race_is_guarded():
     assert probe.returncode == 0, probe.stderr[-3000:]
     assert "upstream: 'Executor' object has no attribute '_event_logs'" in probe.stdout  # the race's failure
     assert "drained: {7: 2, 9: 1}" in probe.stdout
+
+
+SHUTDOWN_PROBE = """
+import asyncio, threading, time
+from repliflow.snakemake.hooks import end_status_waits_at_shutdown
+
+assert end_status_waits_at_shutdown() is False  # the interface not imported: nothing to change
+from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
+
+upstream = RemoteExecutor.sleep
+assert end_status_waits_at_shutdown() is True
+ours = RemoteExecutor.sleep
+assert ours is not upstream
+assert end_status_waits_at_shutdown() is True and RemoteExecutor.sleep is ours  # once
+
+
+class Probe(RemoteExecutor):  # the status thread's view: an interval and the wait flag
+    def __init__(self, seconds):
+        self._next_seconds_between_status_checks = seconds
+        self.wait = True
+
+    def run_job(self, job): ...
+    async def check_active_jobs(self, active_jobs): ...
+    def cancel_jobs(self, active_jobs): ...
+
+
+def slept(executor, shutdown_after=None):
+    started = time.monotonic()
+    if shutdown_after is not None:
+        threading.Timer(shutdown_after, lambda: setattr(executor, "wait", False)).start()
+    asyncio.run(executor.sleep())
+    return time.monotonic() - started
+
+
+print("running: %.2f" % slept(Probe(1.2)))  # the whole interval while the run goes on
+print("shutdown: %.2f" % slept(Probe(60), shutdown_after=0.3))  # a 60 s interval cut at shutdown
+print("zero: %.2f" % slept(Probe(0)))
+"""
+
+
+def test_a_status_wait_ends_at_shutdown():
+    """Snakemake's remote executors join their status thread at shutdown while
+    it sleeps the status interval (20 s with the Slurm profile, up to 180 s):
+    the sleep repliflow puts in place lasts the whole interval while the run
+    goes on and ends within a quarter second once shutdown clears ``wait``."""
+    pytest.importorskip("snakemake_interface_executor_plugins")
+    probe = subprocess.run(
+        [sys.executable, "-c", SHUTDOWN_PROBE], capture_output=True, text=True, timeout=120
+    )
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    times = dict(line.split(": ") for line in probe.stdout.splitlines())
+    assert 1.2 <= float(times["running"]) < 3, times
+    assert 0.3 <= float(times["shutdown"]) < 2, times
+    assert float(times["zero"]) < 0.5, times

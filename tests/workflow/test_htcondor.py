@@ -223,6 +223,17 @@ def test_tiny_jobs_are_grouped_into_few_submissions(declared):
     assert names[0].startswith("replicates_run_segment") and names[1].startswith("summary_")
 
 
+def test_a_run_ends_with_its_last_job_not_a_status_interval_later(declared):
+    """Snakemake's status thread sleeps the status interval (60 s here) and its
+    shutdown waited that sleep out: a run whose only job is the local `default`
+    rule took 60 s. It now ends at once."""
+    started = time.monotonic()
+    _ok(declared.run("--seconds-between-status-checks", "60", "--forcerun", "default"))
+    elapsed = time.monotonic() - started
+    assert elapsed < 30, f"the run took {elapsed:.0f} s"
+    assert len(declared.jobs()) == 2  # the fixture's submissions; this run submitted nothing
+
+
 def test_declared_resources_reach_the_submit_description(declared):
     (row,) = [r for r in declared.jobs("JobBatchName", "RequestCpus", "RequestMemory", "AllowedJobDuration")
               if r[1].startswith("replicates_")]  # fmt: skip

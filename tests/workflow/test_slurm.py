@@ -114,6 +114,15 @@ def test_grouped_run_matches_the_local_run_in_few_submissions(tmp_path, local_me
     again = through_slurm(experiment)
     assert "Nothing to be done" in again.stdout + again.stderr and experiment.calls() == []
     assert len(submissions(tmp_path)) == 2
+    # a run ends with its last job: Snakemake's shutdown used to wait out the status
+    # thread's sleep, the plugin's interval (60 s here), even when the only job was the
+    # local `default` rule (hooks.end_status_waits_at_shutdown)
+    started = time.monotonic()
+    experiment.snakemake(
+        "--profile", PROFILE, "--slurm-init-seconds-before-status-checks", "60", "--forcerun", "default"
+    )  # fmt: skip
+    assert time.monotonic() - started < 30
+    assert len(submissions(tmp_path)) == 2
 
 
 def test_a_cancelled_job_is_redone_by_the_next_run(tmp_path, local_metrics):

@@ -33,6 +33,7 @@ from repliflow.store.reconcile import describe as describe_repairs
 from repliflow.store.reconcile import reconcile, repair_record, schedule_repairs
 from repliflow.snakemake.hooks import (
     describe_config_files,
+    end_status_waits_at_shutdown,
     fail,
     guard_htcondor_status_race,
     prepare_job_environment,
@@ -44,6 +45,7 @@ from repliflow.snakemake.hooks import (
 prepare_job_environment(CHECKOUT_SRC)
 if workflow.is_main_process:
     guard_htcondor_status_race()  # an upstream race that can hang a run (see the function)
+    end_status_waits_at_shutdown()  # a cluster run ends with its last job (see the function)
 if workflow.is_main_process and (notice := release_stale_lock()):
     print(notice, file=sys.stderr)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from repliflow.snakemake.markers import process_alive, snakemake_pids_here
 
@@ -19,6 +20,21 @@ def prepare_job_environment(src: Path | None) -> None:
     paths = [str(src) if src else "", os.environ.get("PYTHONPATH", "")]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in paths if p))
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+
+
+def _replace_upstream(module: str, owner: str, name: str, replacement: Callable[[Any], Any]) -> bool:
+    """Put ``replacement(original)`` in place of ``module.owner.name``, once
+    (it is marked), when Snakemake has imported ``module`` (never imported
+    here). Returns whether the replacement is in place."""
+    cls = getattr(sys.modules.get(module), owner, None)
+    original = getattr(cls, name, None)
+    if cls is None or original is None:
+        return False
+    if not getattr(original, "repliflow_guard", False):
+        ours = replacement(original)
+        ours.repliflow_guard = True
+        setattr(cls, name, ours)
+    return True
 
 
 def guard_htcondor_status_race() -> bool:
@@ -36,22 +52,51 @@ def guard_htcondor_status_race() -> bool:
 
     Acts only when Snakemake has imported the plugin (it imports every
     installed one at start), once; returns whether the guard is in place."""
-    plugin = sys.modules.get("snakemake_executor_plugin_htcondor")
-    executor = getattr(plugin, "Executor", None)
-    drain = getattr(executor, "_drain_unified_log", None)
-    if executor is None or drain is None:
-        return False
-    if getattr(drain, "repliflow_guard", False):
-        return True
 
-    def guarded_drain(self: object) -> None:
-        if "_event_logs" not in vars(self):  # __post_init__ has not run yet
-            return
-        drain(self)
+    def guarded(drain: Callable[[object], None]) -> Callable[[object], None]:
+        def guarded_drain(self: object) -> None:
+            if "_event_logs" not in vars(self):  # __post_init__ has not run yet
+                return
+            drain(self)
 
-    guarded_drain.repliflow_guard = True  # type: ignore[attr-defined]
-    executor._drain_unified_log = guarded_drain
-    return True
+        return guarded_drain
+
+    return _replace_upstream("snakemake_executor_plugin_htcondor", "Executor", "_drain_unified_log", guarded)
+
+
+def end_status_waits_at_shutdown() -> bool:
+    """Let a cluster run end when its last job does, not one status interval later.
+
+    Snakemake's remote executors (snakemake-interface-executor-plugins 9.4)
+    check job status in a thread that sleeps ``next_seconds_between_status_checks``
+    between checks, and ``shutdown`` joins that thread: every run on Slurm or
+    HTCondor waited out the sleep under way after its last job had been seen
+    finishing. That is 20 s with the Slurm profile (the plugin's interval grows
+    to 180 s while no job ends, so up to 3 minutes on a long run) and 10 s with
+    HTCondor's. The sleep is cut into quarter seconds, and ends as soon as
+    ``shutdown`` has cleared the executor's ``wait`` flag; while the run goes
+    on it sleeps exactly as long as before, so status is queried no more often.
+
+    Acts only when Snakemake has imported the interface (every executor plugin
+    does), once; a plugin that overrides ``sleep`` keeps its own. Returns
+    whether the sleep is in place."""
+
+    def until_due_or_shutdown(upstream: object) -> Callable[[Any], Awaitable[None]]:
+        async def sleep(self: Any) -> None:
+            import asyncio
+            import time
+
+            deadline = time.monotonic() + self.next_seconds_between_status_checks
+            while getattr(self, "wait", False):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                await asyncio.sleep(min(left, 0.25))
+
+        return sleep
+
+    remote = "snakemake_interface_executor_plugins.executors.remote"
+    return _replace_upstream(remote, "RemoteExecutor", "sleep", until_due_or_shutdown)
 
 
 def describe_config_files(files: Iterable[str | os.PathLike[str]]) -> str:
