@@ -204,15 +204,16 @@ def test_cluster_profiles_golden_options():
     assert slurm["executor"] == "slurm"
     assert slurm["slurm-status-command"] == "squeue"  # no accounting needed, never hangs on sacct
     assert slurm["slurm-no-account"] is True and slurm["slurm-requeue"] is True
-    assert slurm["group-components"] == ["replicates=4", "summary=2"]
-    assert slurm["groups"] == ["aggregate=summary", "view=summary"]
+    assert slurm["group-components"] == ["replicates=4"]
+    # aggregate and view are the workflow's local rules: a profile that groups them submits them
+    assert "groups" not in slurm
     assert {"mem_mb=1000", "runtime=30"} <= set(slurm["default-resources"])
     assert slurm["retries"] == 1 and slurm["jobs"] == 50 and slurm["cores"] == 2
 
     condor = profile("htcondor")
     assert condor["executor"] == "htcondor"
     assert condor["group-components"] == slurm["group-components"]
-    assert condor["groups"] == slurm["groups"]
+    assert "groups" not in condor
     # HTCondor's own names for Snakemake's standard resources, for the non-block rules
     assert {
         "mem_mb=1000",

@@ -217,10 +217,11 @@ def test_the_experiment_runs_on_the_pool_and_audits(declared):
 
 def test_tiny_jobs_are_grouped_into_few_submissions(declared):
     """2 blocks (each all 3 segments of its replicates) fit one submission of up
-    to 4 (group-components replicates=4); aggregate and view share another."""
+    to 4 (group-components replicates=4); aggregate and view run in the
+    submitting snakemake (the workflow's local rules), not in a submission."""
     names = sorted(name for _, name in declared.jobs("JobBatchName"))
-    assert len(names) == 2, names
-    assert names[0].startswith("replicates_run_segment") and names[1].startswith("summary_")
+    assert len(names) == 1, names
+    assert names[0].startswith("replicates_run_segment")
 
 
 def test_a_run_ends_with_its_last_job_not_a_status_interval_later(declared):
@@ -231,7 +232,7 @@ def test_a_run_ends_with_its_last_job_not_a_status_interval_later(declared):
     _ok(declared.run("--seconds-between-status-checks", "60", "--forcerun", "default"))
     elapsed = time.monotonic() - started
     assert elapsed < 30, f"the run took {elapsed:.0f} s"
-    assert len(declared.jobs()) == 2  # the fixture's submissions; this run submitted nothing
+    assert len(declared.jobs()) == 1  # the fixture's submission; this run submitted nothing
 
 
 def test_declared_resources_reach_the_submit_description(declared):
@@ -252,7 +253,7 @@ def test_declared_resources_reach_the_submit_description(declared):
 def test_a_removed_job_fails_the_run_clearly_and_the_next_run_redoes_only_its_work(workflow_copy):
     config = counting_config(replicates=4, batch={"replicates_per_job": 2})
     experiment = CondorExperiment(workflow_copy, "removed", config, steps=SLOW_STEPS)
-    run = experiment.start("--retries", "0", "--group-components", "replicates=1", "summary=2")
+    run = experiment.start("--retries", "0", "--group-components", "replicates=1")
     cluster = experiment.wait_for_running_job()
     condor("condor_rm", cluster)
     output, _ = run.communicate(timeout=600)
@@ -276,7 +277,7 @@ def test_a_removed_job_is_submitted_again_by_the_profile(workflow_copy):
     what the removed one had not stored."""
     config = counting_config(replicates=4, batch={"replicates_per_job": 2})
     experiment = CondorExperiment(workflow_copy, "retried", config, steps=SLOW_STEPS)
-    run = experiment.start("--group-components", "replicates=1", "summary=2")
+    run = experiment.start("--group-components", "replicates=1")
     cluster = experiment.wait_for_running_job()
     condor("condor_rm", cluster)
     output, _ = run.communicate(timeout=600)
@@ -287,7 +288,7 @@ def test_a_removed_job_is_submitted_again_by_the_profile(workflow_copy):
     repeated = {call for call in calls if calls.count(call) > 1}
     assert len({replicate // 2 for _, _, replicate in repeated}) <= 1, repeated  # one block at most
     assert experiment.audit().ok
-    assert len(experiment.jobs()) == 4  # 2 block submissions, the removed one again, the summary
+    assert len(experiment.jobs()) == 3  # 2 block submissions and the removed one again
 
 
 def test_a_held_job_fails_the_run_within_the_held_timeout(workflow_copy):
@@ -310,7 +311,7 @@ def test_a_sigkilled_snakemake_resumes_with_the_profile(workflow_copy, tmp_path)
     # a scale step of 1.5 s: a job (2 replicates, 2 conditions) outlives its killed snakemake by 6 s
     steps = SLOW_STEPS.replace("time.sleep(0.05)", "time.sleep(1.5)")
     experiment = CondorExperiment(workflow_copy, "killed", config, steps=steps)
-    run = experiment.start("--group-components", "replicates=1", "summary=2")
+    run = experiment.start("--group-components", "replicates=1")
     experiment.wait_for_running_job()
     os.killpg(run.pid, signal.SIGKILL)
     run.wait(timeout=30)

@@ -62,6 +62,8 @@ CONDITIONS = {"double": {"scale": {"factor": 2.0}}, "triple": {"scale": {"factor
 # aggregate (which renders the report) and view
 CONFIG = counting_config(replicates=6, treatments=CONDITIONS, batch={"replicates_per_job": 2})
 JOBS = 12 + 2
+# where the Slurm plugin logs a submission of the summary group (aggregate and view)
+SUMMARY_SUBMISSION_LOGS = ".snakemake/slurm_logs/group_summary_aggregate_view"
 CALLS = 6 + 3 * 6 + 3 * 6  # datasource shared; scale and metrics per condition
 
 
@@ -104,16 +106,18 @@ def test_grouped_run_matches_the_local_run_in_few_submissions(tmp_path, local_me
     for name in ["hypotheses.json", "report.html", "provenance.json"]:
         assert (experiment.results / name).is_file(), name
     assert sorted(collections.Counter(experiment.calls()).values()) == [1] * CALLS
-    # one submission runs all 12 block jobs (3 blocks <= 4 per group), one the summary
+    # one submission runs all 12 block jobs (3 blocks <= 4 per group); aggregate and
+    # view run in the submitting snakemake (the workflow's local rules)
     jobs = submissions(tmp_path)
-    assert len(jobs) == 2 < JOBS, jobs
+    assert len(jobs) == 1 < JOBS, jobs
+    assert not (tmp_path / SUMMARY_SUBMISSION_LOGS).exists()
     assert all("JobState=COMPLETED" in job for job in jobs)
     print(f"{JOBS} jobs in {len(jobs)} Slurm submissions, {elapsed:.0f} s")
     # a second run submits nothing
     experiment.reset_calls()
     again = through_slurm(experiment)
     assert "Nothing to be done" in again.stdout + again.stderr and experiment.calls() == []
-    assert len(submissions(tmp_path)) == 2
+    assert len(submissions(tmp_path)) == 1
     # a run ends with its last job: Snakemake's shutdown used to wait out the status
     # thread's sleep, the plugin's interval (60 s here), even when the only job was the
     # local `default` rule (hooks.end_status_waits_at_shutdown)
@@ -122,7 +126,7 @@ def test_grouped_run_matches_the_local_run_in_few_submissions(tmp_path, local_me
         "--profile", PROFILE, "--slurm-init-seconds-before-status-checks", "60", "--forcerun", "default"
     )  # fmt: skip
     assert time.monotonic() - started < 30
-    assert len(submissions(tmp_path)) == 2
+    assert len(submissions(tmp_path)) == 1
 
 
 def test_a_cancelled_job_is_redone_by_the_next_run(tmp_path, local_metrics):
@@ -163,8 +167,12 @@ def test_a_cancelled_job_is_redone_by_the_next_run(tmp_path, local_metrics):
 
     before = experiment.calls()
     experiment.reset_calls()
-    through_slurm(experiment, env={"REPLIFLOW_TEST_SLEEP": "0"})  # the profile has rerun-incomplete
+    # the profile has rerun-incomplete; the summary group, as a profile that wants
+    # aggregate and view submitted would set it
+    summary_group = ["--groups", "aggregate=summary", "view=summary", "--group-components", "summary=2"]
+    through_slurm(experiment, *summary_group, env={"REPLIFLOW_TEST_SLEEP": "0"})
     assert (experiment.results / "metrics.csv").read_text() == local_metrics
+    assert (tmp_path / SUMMARY_SUBMISSION_LOGS).is_dir()  # grouped: submitted, not local
     redone = experiment.calls()
     # every replicate x step ran; only those in flight at the cancel ran twice
     # (at most one per block job running side by side: the profile's cores, 2)

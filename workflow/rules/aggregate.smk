@@ -42,6 +42,10 @@ rule aggregate:
         ),
     log:
         PLAN.layout.rule_log("aggregate"),
+    # on a cluster, run by the snakemake that submits the blocks, as soon as it sees the
+    # last one end: no queue wait and no job start. A profile that puts the rule in a
+    # job group (groups: aggregate=summary) submits it instead: a grouped rule is never local.
+    localrule: True
     conda:
         CODE_ENV
     params:

@@ -16,6 +16,9 @@ checkpoint look:
         PLAN.layout.rule_log("look-{k}"),
     wildcard_constraints:
         k=r"[1-9][0-9]*",
+    # on a cluster, run by the submitting snakemake (as aggregate): the next blocks
+    # wait for each look, so a submission per look would add a queue wait and a job start
+    localrule: True
     conda:
         "../../envs/repliflow.yaml"
     params:

@@ -11,6 +11,8 @@ rule view:
         index=f"{PLAN.layout.runs}/index.csv",
     log:
         PLAN.layout.rule_log("view"),
+    # run by the submitting snakemake on a cluster, unless grouped (see aggregate.smk)
+    localrule: True
     conda:
         "../../envs/repliflow.yaml"
     params:
