@@ -196,9 +196,10 @@ def _all_calls(replicates: int) -> list[tuple[str, str, int]]:
 @pytest.fixture(scope="module")
 def declared(workflow_copy) -> CondorExperiment:
     """One complete run of the experiment whose steps declare memory, threads
-    and runtime (6 replicates in blocks of 4: 2 blocks x 3 segments)."""
+    and runtime (6 replicates in blocks of 4: 2 blocks x 3 segments), with
+    --cores 2 as the profile says for steps that declare threads (it asks 1)."""
     experiment = CondorExperiment(workflow_copy, "declared", declared_config())
-    _ok(experiment.run())
+    _ok(experiment.run("--cores", "2"))
     return experiment
 
 

@@ -175,7 +175,7 @@ def test_a_cancelled_job_is_redone_by_the_next_run(tmp_path, local_metrics):
     assert (tmp_path / SUMMARY_SUBMISSION_LOGS).is_dir()  # grouped: submitted, not local
     redone = experiment.calls()
     # every replicate x step ran; only those in flight at the cancel ran twice
-    # (at most one per block job running side by side: the profile's cores, 2)
+    # (at most one per block job running side by side: one per submission with the profile's cores, 1)
     assert len(set(before + redone)) == CALLS
     assert len(before) + len(redone) <= CALLS + 2
     assert len(redone) <= CALLS - kept + 2
