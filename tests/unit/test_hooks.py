@@ -174,6 +174,9 @@ def slept(executor, shutdown_after=None):
 print("running: %.2f" % slept(Probe(1.2)))  # the whole interval while the run goes on
 print("shutdown: %.2f" % slept(Probe(60), shutdown_after=0.3))  # a 60 s interval cut at shutdown
 print("zero: %.2f" % slept(Probe(0)))
+flagless = Probe(1.0)
+del flagless.wait  # an interface without the flag: the whole interval, never a busy loop
+print("flagless: %.2f" % slept(flagless))
 """
 
 
@@ -191,3 +194,4 @@ def test_a_status_wait_ends_at_shutdown():
     assert 1.2 <= float(times["running"]) < 3, times
     assert 0.3 <= float(times["shutdown"]) < 2, times
     assert float(times["zero"]) < 0.5, times
+    assert 1.0 <= float(times["flagless"]) < 3, times

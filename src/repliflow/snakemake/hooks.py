@@ -87,7 +87,9 @@ def end_status_waits_at_shutdown() -> bool:
             import time
 
             deadline = time.monotonic() + self.next_seconds_between_status_checks
-            while getattr(self, "wait", False):
+            # without a wait flag (an interface that renamed it) sleep the whole interval,
+            # never less: a sleep that returned at once would query status in a loop
+            while getattr(self, "wait", True):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return
