@@ -96,7 +96,11 @@ def test_auto_block_size_aims_at_a_few_blocks_per_segment(workdir):
     assert plan_for(workdir, replicates=50).block_size == 8
     assert plan_for(workdir, replicates=200).block_size == 32
     assert plan_for(workdir, replicates=240).block_size == 32  # more replicates keep the blocks
-    assert plan_for(workdir, replicates=100_000).block_size == 1024
+    # 50,000 replicates: 7 blocks of 8192 per segment, not 49 of 1024 (each job costs a start)
+    assert plan_for(workdir, replicates=50_000).block_size == MAX_AUTO_BLOCK == 8192
+    # past AUTO_BLOCKS * MAX_AUTO_BLOCK the size stops doubling: more replicates only add blocks
+    assert plan_for(workdir, replicates=100_000).block_size == 8192
+    assert plan_for(workdir, replicates=1_000_000).block_size == 8192
 
 
 def runtime_config(seconds: dict[int, float]) -> dict:
@@ -117,7 +121,7 @@ def test_auto_block_size_with_declared_runtimes_balances_job_length(workdir):
     # longer than AUTO_JOB_SECONDS: one replicate a job
     assert plan_for(workdir, replicates=20, **runtime_config({0: 60.0})).block_size == 1
     # microseconds: as large as MAX_AUTO_BLOCK allows (one block per segment here)
-    assert plan_for(workdir, replicates=1000, **runtime_config({1: 1e-5})).block_size == 1024
+    assert plan_for(workdir, replicates=1000, **runtime_config({1: 1e-5})).block_size == 8192
     # many replicates of 1 s steps: no more than AUTO_MAX_BLOCKS blocks per segment
     many = plan_for(workdir, replicates=1000, **runtime_config({1: 1.0}))
     assert many.block_size == 16 and math.ceil(1000 / many.block_size) <= 64

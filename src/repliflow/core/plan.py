@@ -36,7 +36,13 @@ DATASOURCE = "datasource"
 MAX_REPLICATES = 10_000_000  # also the schema's maximum
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 AUTO_BLOCKS = 8  # blocks per segment that "auto" aims for: enough to fill a few cores
-MAX_AUTO_BLOCK = 1024
+# The largest "auto" block. Above AUTO_BLOCKS * MAX_AUTO_BLOCK replicates the
+# size stops doubling, so more replicates only add block jobs. It is this
+# large because every job costs a fresh Python and Snakemake's handling
+# (about 0.1-0.2 s of a core): at 50,000 replicates of microsecond steps a
+# cap of 1024 made 196 jobs where 8192 makes 28, and the first run took
+# about 8 s longer on 2 cores (bench/perf.py scale, docs/performance.md).
+MAX_AUTO_BLOCK = 8192
 # "auto" when the steps declare a `runtime`: a block job carries at most this
 # many seconds of declared work (a job's own start, a fresh Python and the
 # runner's imports, costs 0.1-0.2 s: <= 10% of it), so that the last wave of
@@ -692,7 +698,7 @@ def _block_size(
     - With declared runtimes (``seconds_per_replicate``: the heaviest
       segment's): the largest block whose job carries at most
       AUTO_JOB_SECONDS of work (1 s steps: 2 per block, 0.3 s: 4,
-      microseconds: MAX_AUTO_BLOCK, i.e. one block per segment up to 1024
+      microseconds: MAX_AUTO_BLOCK, i.e. one block per segment up to 8192
       replicates), but never more than AUTO_MAX_BLOCKS blocks per segment.
     - Without: about AUTO_BLOCKS blocks per segment (replicates / 8 rounded
       up), enough to fill a few cores.
