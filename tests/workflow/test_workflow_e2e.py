@@ -44,6 +44,27 @@ def test_more_replicates_only_run_the_new_ones(experiment):
     assert len(metrics) == 1 + 2 * 8 * 2  # header + conditions x replicates x metrics
 
 
+def test_a_larger_auto_block_computes_only_the_new_replicates(experiment):
+    # auto without runtimes: 8 replicates make blocks of 1, 16 make blocks of 2,
+    # so every block job gets a new name and runs again, and finds its old
+    # replicates' outputs in the store (a raised cap renames blocks the same way)
+    experiment.write_config({**experiment.config, "replicates": 8})
+    experiment.snakemake()
+    blocks = experiment.results / "blocks"
+    before = {p.name for p in blocks.rglob("*.json")}
+    assert "000000-000001.json" in before
+    experiment.reset_calls()
+    experiment.write_config({**experiment.config, "replicates": 16})
+    experiment.snakemake()
+    after = {p.name for p in blocks.rglob("*.json")}
+    assert {"000000-000002.json", "000014-000016.json"} <= after
+    ran = {int(replicate) for _, _, replicate in (line.split(",") for line in experiment.calls())}
+    assert ran == set(range(8, 16))
+    assert len(experiment.calls()) == 8 * (1 + 2 + 2)  # datasource shared; scale, metrics per condition
+    metrics = (experiment.results / "metrics.csv").read_text().splitlines()
+    assert len(metrics) == 1 + 2 * 16 * 2  # header + conditions x replicates x metrics
+
+
 def test_changing_a_treatment_parameter_reruns_only_its_steps(experiment):
     experiment.snakemake()
     experiment.reset_calls()
