@@ -114,6 +114,30 @@ def test_resource_functions_match_block_resources(tmp_path):
                 assert functions["request_memory"](wildcards_of(block)) is None  # not on HTCondor
 
 
+def test_large_blocks_without_a_declared_runtime_are_named_on_a_cluster(tmp_path):
+    large = plan_for(tmp_path / "large", counting_config(replicates=9000))  # auto: 2048 a block
+    assert large.block_size == 2048
+    jobs = block_jobs(large)
+    for local in [None, SimpleNamespace(name="local"), SimpleNamespace(name="dryrun")]:
+        jobs.workflow.executor_plugin = local
+        assert jobs.runtime_notice() is None  # no time limit per job here
+    jobs.workflow.executor_plugin = SimpleNamespace(name="slurm")
+    notice = jobs.runtime_notice()
+    assert notice is not None and "blocks of up to 2048 replicates" in notice
+    assert "source, scale, metrics" in notice and "Declare runtime" in notice
+    # small blocks, or every step declaring its runtime: nothing to say
+    small = block_jobs(plan_for(tmp_path / "small", counting_config(replicates=100)))
+    small.workflow.executor_plugin = SimpleNamespace(name="slurm")
+    assert small.runtime_notice() is None
+    config = declared_config()
+    for entry in [config["datasource"], *config["pipeline"]]:
+        entry["runtime"] = 0.001
+    config["replicates"], config["batch"] = 5000, {"replicates_per_job": 2048}
+    declared = block_jobs(plan_for(tmp_path / "declared", config))
+    declared.workflow.executor_plugin = SimpleNamespace(name="slurm")
+    assert declared.runtime_notice() is None
+
+
 def test_priority_is_a_block_s_replicate_steps_so_a_short_last_block_runs_last(tmp_path):
     config = counting_config()  # a shared datasource segment, then scale + metrics per condition
     config["replicates"], config["batch"] = 5, {"replicates_per_job": 2}

@@ -133,17 +133,12 @@ RECORDER = textwrap.dedent(
 )
 
 
-@needs_htcondor_plugin
-def test_htcondor_submit_description_carries_the_steps_resources(tmp_path):
-    experiment = Experiment(tmp_path / "exp", declared_config())
-    plan = plan_for(tmp_path / "plan", experiment.config)
-    metrics = next(s for s in plan.segments.values() if s.start > 0)
-    target = plan.manifest_path(plan.blocks(metrics)[0])  # scale + metrics, 4 replicates
+def record_htcondor_submission(experiment: Experiment, target: str, tmp_path) -> tuple[dict, str]:
+    """The submit description the htcondor profile's first submission for
+    ``target`` carries (the real plugin, a recording schedd), and Snakemake's stderr."""
     recorder = tmp_path / "recorder.py"
     recorder.write_text(RECORDER)
     record = tmp_path / "submit.json"
-    # the datasource block is already done, so the only job to submit is the target's
-    experiment.snakemake(plan.upstream_manifest(plan.blocks(metrics)[0])[0])
     result = subprocess.run(
         [
             sys.executable, str(recorder),
@@ -158,7 +153,19 @@ def test_htcondor_submit_description_carries_the_steps_resources(tmp_path):
         env={**os.environ, "REPLIFLOW_SUBMIT_RECORD": str(record)},
     )  # fmt: skip
     assert record.exists(), result.stdout[-3000:] + result.stderr[-3000:]
-    submit = json.loads(record.read_text())
+    return json.loads(record.read_text()), result.stderr
+
+
+@needs_htcondor_plugin
+def test_htcondor_submit_description_carries_the_steps_resources(tmp_path):
+    experiment = Experiment(tmp_path / "exp", declared_config())
+    plan = plan_for(tmp_path / "plan", experiment.config)
+    metrics = next(s for s in plan.segments.values() if s.start > 0)
+    target = plan.manifest_path(plan.blocks(metrics)[0])  # scale + metrics, 4 replicates
+    # the datasource block is already done, so the only job to submit is the target's
+    experiment.snakemake(plan.upstream_manifest(plan.blocks(metrics)[0])[0])
+    submit, stderr = record_htcondor_submission(experiment, target, tmp_path)
+    assert "declare no runtime" not in stderr  # blocks of 4: no notice
     assert submit["request_cpus"] == "2"  # threads: the most any step declares
     assert submit["request_memory"] == "3000"  # mem_mb: the most any step declares, in MB
     assert submit["request_disk"] == str(1000 * 1024)  # the profile's disk_mb, in KB
@@ -167,3 +174,17 @@ def test_htcondor_submit_description_carries_the_steps_resources(tmp_path):
     assert submit["allowed_job_duration"] == str(208 * 60)
     assert submit["getenv"] in {"1", "True", "true"}
     assert "-m snakemake" in submit["arguments"] and target.split("/")[-2] in submit["arguments"]
+
+
+@needs_htcondor_plugin
+def test_large_blocks_without_a_runtime_are_named_when_submitting(tmp_path):
+    experiment = Experiment(tmp_path / "exp", counting_config(replicates=9000))  # auto: 2048 a block
+    plan = plan_for(tmp_path / "plan", experiment.config)
+    datasource = next(s for s in plan.segments.values() if s.start == 0)
+    target = plan.manifest_path(plan.blocks(datasource)[0])
+    notice = "repliflow: each cluster job runs blocks of up to 2048 replicates"
+    assert notice not in dry_run(experiment, target)  # locally there is no time limit
+    submit, stderr = record_htcondor_submission(experiment, target, tmp_path)
+    assert stderr.count(notice) == 1 and "source, scale, metrics" in stderr
+    # what the notice warns of: up to 4 blocks a submission, each 3 segments at the profile's 30 minutes
+    assert submit["allowed_job_duration"] == str(4 * 3 * 30 * 60)

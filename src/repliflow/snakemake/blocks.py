@@ -30,6 +30,7 @@ from repliflow.snakemake.resources import (
     capped_threads,
     component_minutes,
     declared,
+    undeclared_runtimes,
 )
 
 if TYPE_CHECKING:
@@ -37,6 +38,10 @@ if TYPE_CHECKING:
     from snakemake.workflow import Workflow
 
 GROUP = "replicates"  # the job group of every block job; profiles size it with group-components
+# Executors that run jobs on this machine, without a time limit per job (None: none set yet)
+LOCAL_EXECUTORS = (None, "local", "dryrun", "touch")
+# The old cap of "auto" blocks: past it, calls of 2 s outrun a 30-minute job
+LARGE_BLOCK = 1024
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -118,6 +123,25 @@ class BlockJobs:
         return (
             f"repliflow: --cores {cores} caps every job's threads, so these steps run with "
             f"fewer threads than they declare: {', '.join(capped)}"
+        )
+
+    def runtime_notice(self) -> str | None:
+        """What to say when jobs go to a cluster, blocks hold more than
+        LARGE_BLOCK replicates and a step declares no runtime: its block jobs
+        then ask for the profile's default runtime (30 minutes in the shipped
+        profiles), which a large block of calls of a second or so outruns.
+        Call it from ``onstart``: the executor is unknown while the Snakefile
+        is parsed."""
+        if self._executor() in LOCAL_EXECUTORS or self.plan.block_size <= LARGE_BLOCK:
+            return None
+        steps = undeclared_runtimes(self.plan)
+        if not steps:
+            return None
+        return (
+            f"repliflow: each cluster job runs blocks of up to {self.plan.block_size} replicates, and "
+            f"these steps declare no runtime, so their jobs ask for the profile's default runtime: "
+            f"{', '.join(steps)}. Declare runtime (minutes per call) for any that takes more than a "
+            "fraction of a second, or set batch.replicates_per_job (docs/clusters.md)"
         )
 
     def _declared(self, wildcards: object) -> BlockResources:

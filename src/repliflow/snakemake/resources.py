@@ -91,6 +91,12 @@ def component_minutes(plan: Plan, block: Block, fallback: int) -> int:
     return total
 
 
+def undeclared_runtimes(plan: Plan) -> list[str]:
+    """Names of the steps that declare no ``runtime``."""
+    names = [step.name for step in plan.conditions[0].steps]
+    return [names[position] for position, step in enumerate(declared(plan.config)) if "runtime" not in step]
+
+
 def capped_threads(plan: Plan, cores: int | None) -> list[str]:
     """Names of steps declaring more threads than ``cores`` lets a job have."""
     if not cores:
