@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 GROUP = "replicates"  # the job group of every block job; profiles size it with group-components
 # Executors that run jobs on this machine, without a time limit per job (None: none set yet)
 LOCAL_EXECUTORS = (None, "local", "dryrun", "touch")
-# The old cap of "auto" blocks: past it, calls of 2 s outrun a 30-minute job
+# The old cap of "auto" blocks, whose 30-minute jobs allowed 1.8 s a call; larger blocks allow less
 LARGE_BLOCK = 1024
 
 P = ParamSpec("P")
