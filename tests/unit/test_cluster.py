@@ -136,6 +136,16 @@ def test_large_blocks_without_a_declared_runtime_are_named_on_a_cluster(tmp_path
     declared = block_jobs(plan_for(tmp_path / "declared", config))
     declared.workflow.executor_plugin = SimpleNamespace(name="slurm")
     assert declared.runtime_notice() is None
+    # a size larger than the experiment: its one block holds only the replicates there are
+    config = counting_config(replicates=1000)
+    config["datasource"] = {**config["datasource"], "runtime": 1e-6}  # auto: 8192, one block of 1000
+    few = block_jobs(plan_for(tmp_path / "few", config))
+    few.workflow.executor_plugin = SimpleNamespace(name="slurm")
+    assert few.plan.block_size == 8192 and few.runtime_notice() is None
+    config["replicates"] = 3000
+    more = block_jobs(plan_for(tmp_path / "more", config))
+    more.workflow.executor_plugin = SimpleNamespace(name="slurm")
+    assert "blocks of up to 3000 replicates" in (more.runtime_notice() or "")
 
 
 def test_priority_is_a_block_s_replicate_steps_so_a_short_last_block_runs_last(tmp_path):

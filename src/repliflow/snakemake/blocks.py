@@ -132,13 +132,15 @@ class BlockJobs:
         profiles), which a large block of calls of a second or so outruns.
         Call it from ``onstart``: the executor is unknown while the Snakefile
         is parsed."""
-        if self._executor() in LOCAL_EXECUTORS or self.plan.block_size <= LARGE_BLOCK:
+        # a block never holds more than the experiment's replicates, whatever its size says
+        largest = min(self.plan.block_size, self.plan.replicates)
+        if self._executor() in LOCAL_EXECUTORS or largest <= LARGE_BLOCK:
             return None
         steps = undeclared_runtimes(self.plan)
         if not steps:
             return None
         return (
-            f"repliflow: each cluster job runs blocks of up to {self.plan.block_size} replicates, and "
+            f"repliflow: each cluster job runs blocks of up to {largest} replicates, and "
             f"these steps declare no runtime, so their jobs ask for the profile's default runtime: "
             f"{', '.join(steps)}. Declare runtime (minutes per call) for any that takes more than a "
             "fraction of a second, or set batch.replicates_per_job (docs/clusters.md)"

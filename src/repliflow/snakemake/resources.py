@@ -91,9 +91,14 @@ def component_minutes(plan: Plan, block: Block, fallback: int) -> int:
     return total
 
 
+def _step_names(plan: Plan) -> list[str]:
+    """Per chain position (0 = datasource), the step's name."""
+    return [step.name for step in plan.conditions[0].steps]
+
+
 def undeclared_runtimes(plan: Plan) -> list[str]:
     """Names of the steps that declare no ``runtime``."""
-    names = [step.name for step in plan.conditions[0].steps]
+    names = _step_names(plan)
     return [names[position] for position, step in enumerate(declared(plan.config)) if "runtime" not in step]
 
 
@@ -101,7 +106,7 @@ def capped_threads(plan: Plan, cores: int | None) -> list[str]:
     """Names of steps declaring more threads than ``cores`` lets a job have."""
     if not cores:
         return []
-    names = [step.name for step in plan.conditions[0].steps]
+    names = _step_names(plan)
     return [
         f"{names[position]} ({step['threads']})"
         for position, step in enumerate(declared(plan.config))
